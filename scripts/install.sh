@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs mekit into ./.venv (or $MEKIT_VENV) on a fresh machine.
+#
+#   bash scripts/install.sh          # mekit and everything it needs
+#   bash scripts/install.sh --dev    # plus the test tools
+#
+# Order matters: the CPU build of torch goes in first and is pinned for every
+# later pip call (scripts/constraints.txt), otherwise a dependency that admits
+# a newer torch pulls a CUDA build with several GB of nvidia-* packages.
+# mediapipe is installed with --no-deps: its metadata asks for numpy<2, jax and
+# the non-headless OpenCV, none of which it needs to run its bundled models.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${MEKIT_VENV:-$here/.venv}
+extras=""
+[ "${1:-}" = "--dev" ] && extras="[dev]"
+
+python_bin=${PYTHON:-python3.11}
+command -v "$python_bin" >/dev/null 2>&1 || python_bin=python3
+"$python_bin" - <<'PY'
+import sys
+if sys.version_info[:2] != (3, 11):
+    sys.exit(f"mekit needs Python 3.11, found {sys.version.split()[0]}")
+PY
+
+[ -x "$venv/bin/python" ] || "$python_bin" -m venv "$venv"
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+c=(-c "$here/scripts/constraints.txt")
+
+"${pip[@]}" "torch==2.13.0"
+"${pip[@]}" "${c[@]}" --no-deps "mediapipe==0.10.21"
+"${pip[@]}" "${c[@]}" -e "$here$extras"
+
+if "$venv/bin/python" -m pip list 2>/dev/null | grep -qi '^nvidia-'; then
+    echo "error: nvidia-* packages were installed; mekit must stay on the CPU-only torch:" >&2
+    "$venv/bin/python" -m pip list 2>/dev/null | grep -i '^nvidia-' >&2
+    exit 1
+fi
+"$venv/bin/python" -c "import torch, sys; v=torch.__version__; sys.exit(0 if v.startswith('2.13.0') and not torch.version.cuda else f'error: expected torch 2.13.0 CPU, found {v} (cuda={torch.version.cuda})')"
+echo "mekit installed in $venv"

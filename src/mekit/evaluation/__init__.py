@@ -1,0 +1,1 @@
+"""Honest evaluation: subject-grouped protocols, the field's metrics, reports and comparisons."""

@@ -1,0 +1,153 @@
+"""Registered splitters. Every fold is checked: no subject is on both sides, except in
+the one protocol that exists to reproduce leaky published numbers (``random_split``),
+which is labelled ``leaky`` in every output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mekit.errors import ConfigError, DataError
+from mekit.registry import Registry
+
+
+@dataclass(frozen=True)
+class Fold:
+    name: str
+    train_ids: tuple[str, ...]
+    test_ids: tuple[str, ...]
+    test_group: str = ""  # the held-out subject / dataset, where there is one
+
+
+@dataclass
+class Protocol:
+    """A split of a SampleTable into folds. ``leaky`` is True only for sample-level splits."""
+
+    name: str
+    leaky: bool = False
+    params: dict = field(default_factory=dict)
+
+    def split(self, table, seed: int = 0) -> list[Fold]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def folds(self, table, seed: int = 0) -> list[Fold]:
+        folds = self.split(table, seed)
+        if not folds:
+            raise DataError(f"protocol {self.name} produced no folds for {len(table)} samples")
+        subj = dict(zip(table.df["sample_id"], table.df["subject"]))
+        for f in folds:
+            overlap = {subj[s] for s in f.train_ids} & {subj[s] for s in f.test_ids}
+            if overlap and not self.leaky:
+                raise DataError(f"protocol {self.name}, fold {f.name}: subjects {sorted(overlap)[:5]} "
+                                "are on both sides of the split", expected="disjoint subjects")
+            if set(f.train_ids) & set(f.test_ids):
+                raise DataError(f"protocol {self.name}, fold {f.name}: a sample is in train and test")
+        return folds
+
+    def describe(self) -> str:
+        return self.name + (" (LEAKY: sample-level split, subjects shared across train and test)"
+                            if self.leaky else "")
+
+
+PROTOCOLS: Registry[type[Protocol]] = Registry("protocol")
+
+
+def _ids(df, mask) -> tuple[str, ...]:
+    return tuple(df.loc[mask, "sample_id"].tolist())
+
+
+@PROTOCOLS.register("loso", help="leave-one-subject-out")
+class LOSO(Protocol):
+    def __init__(self, **params):
+        super().__init__("loso", params=params)
+
+    def split(self, table, seed=0):
+        df = table.df
+        return [Fold(f"loso:{s}", _ids(df, df["subject"] != s), _ids(df, df["subject"] == s), s)
+                for s in sorted(df["subject"].unique())]
+
+
+@PROTOCOLS.register("lodo", help="leave-one-dataset-out")
+class LODO(Protocol):
+    def __init__(self, **params):
+        super().__init__("lodo", params=params)
+
+    def split(self, table, seed=0):
+        df = table.df
+        if df["dataset"].nunique() < 2:
+            raise ConfigError("protocol lodo needs at least two datasets in the table")
+        return [Fold(f"lodo:{d}", _ids(df, df["dataset"] != d), _ids(df, df["dataset"] == d), d)
+                for d in sorted(df["dataset"].unique())]
+
+
+@PROTOCOLS.register("group_kfold", help="subject-grouped k-fold (k=10 by default), stratified where possible")
+class GroupKFold(Protocol):
+    def __init__(self, k: int = 10, **params):
+        super().__init__("group_kfold", params={"k": k, **params})
+        if int(k) < 2:
+            raise ConfigError(f"group_kfold: k must be at least 2, got {k}")
+        self.k = int(k)
+
+    def split(self, table, seed=0):
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        df = table.df
+        n_groups = df["subject"].nunique()
+        if n_groups < self.k:
+            raise DataError(f"group_kfold: {n_groups} subjects cannot make {self.k} folds",
+                            expected=f"at least {self.k} subjects")
+        y = df["label"].astype(str).to_numpy()
+        splitter = StratifiedGroupKFold(n_splits=self.k, shuffle=True, random_state=seed)
+        out = []
+        for i, (tr, te) in enumerate(splitter.split(np.zeros(len(df)), y, df["subject"].to_numpy())):
+            out.append(Fold(f"fold{i}", tuple(df["sample_id"].iloc[tr]), tuple(df["sample_id"].iloc[te])))
+        return out
+
+
+@PROTOCOLS.register("holdout", help="the fixed train/test split the folders define (column 'split')")
+class Holdout(Protocol):
+    def __init__(self, train: str = "train", test: str = "test", **params):
+        super().__init__("holdout", params={"train": train, "test": test, **params})
+        self.train, self.test = train, test
+
+    def split(self, table, seed=0):
+        df = table.df
+        sp = df["split"].fillna("").astype(str)
+        top = sp.str.split("/").str[0]
+        tr, te = top == self.train, top == self.test
+        if not tr.any() or not te.any():
+            raise DataError(f"holdout: the table has no '{self.train}'/'{self.test}' split "
+                            f"(splits present: {sorted(set(sp))})")
+        return [Fold("holdout", _ids(df, tr), _ids(df, te))]
+
+
+@PROTOCOLS.register("megc2019", help="MEGC 2019 composite: LOSO over all corpora, results overall and per corpus")
+class MEGC2019(LOSO):
+    def __init__(self, **params):
+        Protocol.__init__(self, "megc2019", params=params)
+
+
+@PROTOCOLS.register("random_split", help="LEAKY sample-level random split, only to compare with published repos")
+class RandomSplit(Protocol):
+    def __init__(self, test_size: float = 0.25, stratify: bool = True, **params):
+        super().__init__("random_split", leaky=True, params={"test_size": test_size, "stratify": stratify, **params})
+        self.test_size, self.stratify = float(test_size), bool(stratify)
+
+    def split(self, table, seed=0):
+        from sklearn.model_selection import train_test_split
+
+        df = table.df
+        ids = df["sample_id"].to_numpy()
+        tr, te = train_test_split(ids, test_size=self.test_size, random_state=seed,
+                                  stratify=df["label"].astype(str) if self.stratify else None)
+        return [Fold("random", tuple(tr), tuple(te))]
+
+
+def get_protocol(name: str, **params) -> Protocol:
+    try:
+        return PROTOCOLS.get(name)(**params)
+    except TypeError as e:
+        raise ConfigError(f"protocol {name}: invalid parameters {params} ({e})") from None
+

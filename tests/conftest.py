@@ -1,0 +1,41 @@
+"""Shared fixtures. Real research data is read from ../shared/data and never copied;
+tests that need it skip with a clear message where it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MEKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under the shared data folder, or skip the test naming what is missing."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data not available: {p} is absent (licensed data is never shipped with mekit)")
+    return p
+
+
+@pytest.fixture
+def casme2_root() -> Path:
+    return shared_path("CASME2")
+
+
+@pytest.fixture
+def ckplus_root() -> Path:
+    return shared_path("CK+48")
+
+
+@pytest.fixture
+def sheets_root() -> Path:
+    return shared_path("coding_sheets")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test session gets its own mekit cache so tests never see a user's cache."""
+    monkeypatch.setenv("MEKIT_CACHE", str(tmp_path_factory.getbasetemp() / "mekit-cache"))
