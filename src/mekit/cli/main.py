@@ -35,6 +35,3 @@ def main() -> None:
         typer.secho(f"error: {e}", fg="red", err=True)
         sys.exit(2)
 
-
-if __name__ == "__main__":
-    main()
