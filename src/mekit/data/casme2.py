@@ -1,0 +1,114 @@
+"""CASME II (Yan et al., 2014, PLoS ONE 9(1): e86041): 255 coded clips of 26 subjects at 200 fps.
+
+On disk, as the corpus is distributed::
+
+    <root>/CASME2-coding-20140508.xlsx            (the coding sheet)
+    <root>/Cropped/sub01/EP02_01f/reg_img46.jpg   (face-cropped, registered frames)
+    <root>/CASME2_RAW_selected/sub01/EP02_01f/img46.jpg   (or the raw frames)
+
+The number in a frame's file name is the frame number the sheet's OnsetFrame,
+ApexFrame and OffsetFrame columns use; a clip folder holds onset..offset inclusive.
+Which naming a folder uses (``reg_img<N>`` or ``img<N>``) is detected per clip.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from mekit.data._sheets import (
+    ClipRow,
+    Column,
+    as_bool,
+    assemble,
+    au_text,
+    find_frames_dir,
+    find_sheet,
+    has_subfolder,
+    interval_notes,
+    parse_aus,
+    read_interval,
+    read_sheet,
+    reject_unknown,
+    row_problem,
+    subject_number,
+    text,
+)
+from mekit.data.schema import LoadReport, SampleTable
+
+logger = logging.getLogger(__name__)
+
+DATASET = "casme2"
+#: Recording rate of CASME II's high-speed camera (Yan et al., 2014).
+FPS = 200.0
+
+COLUMNS = (
+    Column("subject", ("Subject", "Sub", "Subject ID")),
+    Column("filename", ("Filename", "File name", "Clip", "Video", "Material")),
+    Column("onset", ("OnsetFrame", "Onset Frame", "Onset", "OnsetF", "onset_frame")),
+    Column("apex", ("ApexFrame", "Apex Frame", "Apex", "ApexF", "ApexF1", "apex_frame")),
+    Column("offset", ("OffsetFrame", "Offset Frame", "Offset", "OffsetF", "offset_frame")),
+    Column("action_units", ("Action Units", "ActionUnits", "AU", "AUs"), required=False),
+    Column("emotion", ("Estimated Emotion", "EstimatedEmotion", "Emotion")),
+)
+SHEET_PATTERNS = ("CASME2-coding*.xls*", "CASME2*coding*.*", "*coding*.xls*", "*CASME*.xls*", "*.xlsx", "*.csv")
+ACCEPTED = ("sheet", "frames_dir", "check_frames", "sheet_name")
+FRAME_DIRS = ("Cropped", "CASME2_Cropped", "CASME2-Cropped", "CASME2_RAW_selected", "CASME2_RAW", "CASME2-RAW",
+              "RAW_selected", "CASME2/Cropped")
+
+
+def load_casme2(root: str | Path | None = None, *, sheet: str | Path | None = None,
+                frames_dir: str | Path | None = None, check_frames: bool = True,
+                sheet_name: str | None = None, **options: Any) -> SampleTable:
+    """Load CASME II: one row per coded clip, labelled with the canonical emotion.
+
+    ``sheet`` defaults to the coding sheet found under ``root``; ``frames_dir`` to the
+    first of ``Cropped``/``CASME2_RAW_selected``/``root`` that holds ``subNN`` folders.
+    With ``check_frames`` clips with no folder go to ``report.missing`` and clips whose
+    onset or apex frame is absent are excluded as problems; without it rows come from
+    the sheet alone.
+    """
+    reject_unknown(options, "CASME II", ACCEPTED)
+    check_frames = as_bool(check_frames, "check_frames")
+    root_p = Path(root).expanduser() if root is not None else None
+    sheet_path = find_sheet(root_p, sheet, SHEET_PATTERNS, "CASME II")
+    sh = read_sheet(sheet_path, COLUMNS, sheet=sheet_name)
+    fdir = find_frames_dir(root_p, frames_dir, FRAME_DIRS, has_subfolder(r"sub\d+"), sheet_path.parent,
+                           check_frames, "CASME II")
+    # The raw release names frames img<N>.jpg, the cropped one reg_img<N>.jpg; detected per clip
+    # when frames are checked, guessed from the folder name otherwise.
+    template = "img{frame}.jpg" if "raw" in fdir.name.lower() else "reg_img{frame}.jpg"
+    report = LoadReport()
+    counts: dict[str, int] = {}
+
+    def clips():
+        for row, cells in sh.rows.iterrows():
+            n, clip = subject_number(cells.get("subject")), text(cells.get("filename"))
+            if n is None:
+                row_problem(report, None, sh, row, "subject", cells.get("subject"),
+                            "a subject number (1 or sub01)", DATASET)
+                continue
+            if clip is None:
+                row_problem(report, None, sh, row, "filename", cells.get("filename"), "a clip name", DATASET)
+                continue
+            sub = f"sub{n:02d}"
+            sid = f"{DATASET}/{sub}/{clip}"
+            iv = read_interval(sh, row, cells, sid, report, counts)
+            if iv is None:
+                continue
+            emotion = text(cells.get("emotion"))
+            if emotion is None:
+                row_problem(report, sid, sh, row, "emotion", None, "an emotion")
+                continue
+            yield ClipRow(sample_id=sid, subject=f"{DATASET}/{sub}", clip=clip,
+                          folders=[fdir / sub / clip, fdir / f"sub{n}" / clip], template=template,
+                          onset=iv.onset, apex=iv.apex, offset=iv.offset, emotion=emotion,
+                          action_units=parse_aus(cells.get("action_units")), row=int(row),
+                          extra={"au_raw": au_text(cells.get("action_units"))})
+
+    table = assemble(DATASET, clips(), fps=FPS, report=report, check_frames=check_frames, frames_dir=fdir,
+                     sheet=sh)
+    interval_notes(sh, counts, report)
+    return table
+
