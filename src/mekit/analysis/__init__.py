@@ -1,0 +1,1 @@
+"""Exploratory data analysis of sample tables (class balance, subjects, sample faces)."""

@@ -1,0 +1,345 @@
+"""Kaggle-style image folders: one still image per sample, the class named by its folder.
+
+Layouts accepted (as the public micro- and macro-expression image sets ship):
+
+- ``root/train/<Class>/*`` and ``root/test/<Class>/*`` -> split ``'train'`` / ``'test'``;
+- nested sub-splits, ``root/train/train1/<Class>/*`` -> split ``'train/train1'`` (every folder
+  between the root and the class folder, joined by ``/``, lower-cased);
+- flat ``root/<Class>/*`` -> split ``''``.
+
+The class folder is always the image's parent folder. An optional ``annotations.csv`` (in the
+root, or a path given) links file names to labels and optionally subjects and intensities; its
+labels override folder names.
+
+Sample ids are ``<dataset>/<path relative to root without extension>``, e.g.
+``ckplus/anger/S010_004_00000017`` or ``fer/train/Happy/img01``: unique within a root (two
+files that differ only in extension keep their extension) and stable across runs, because they
+follow the files, not their order.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from mekit.data.labels import canonical
+from mekit.data.schema import LoadReport, SampleTable
+from mekit.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+#: File extensions read as images (compared lower-cased).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+
+#: Accepted annotation column names, compared after lower-casing and dropping every
+#: character that is not a letter or digit ("File Name" == "file_name" == "filename").
+FILE_COLUMNS = ("file", "filename", "filepath", "image", "imagename", "imagepath", "img", "path",
+                "name")
+LABEL_COLUMNS = ("label", "emotion", "class", "expression", "category")
+SUBJECT_COLUMNS = ("subject", "subjectid", "participant", "person", "sub")
+INTENSITY_COLUMNS = ("intensity",)
+
+#: Folders that zip tools and operating systems add; never classes.
+_IGNORED_DIRS = {"__macosx", ".ds_store", "@eadir"}
+
+_LAYOUT = ("root/<Class>/<image>, root/train/<Class>/<image> and root/test/<Class>/<image>, "
+           "or nested root/train/<subsplit>/<Class>/<image>; images are "
+           + ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS))
+
+
+def compile_subject_pattern(pattern: str | re.Pattern[str] | None) -> re.Pattern[str] | None:
+    """Compile a subject regex whose first group is the subject; ConfigError when invalid."""
+    if pattern is None or pattern == "":
+        return None
+    if isinstance(pattern, re.Pattern):
+        rx = pattern
+    else:
+        try:
+            rx = re.compile(str(pattern))
+        except re.error as e:
+            raise ConfigError(f"subject pattern '{pattern}' is not a valid regular expression ({e})") from None
+    if rx.groups < 1:
+        raise ConfigError(f"subject pattern '{rx.pattern}' has no group; expected the subject in the "
+                          r"first group, e.g. '^(S\d+)_'")
+    return rx
+
+
+def load_image_folder(root: str | Path, subject_pattern: str | re.Pattern[str] | None = None,
+                      annotations: str | Path | bool | None = None, dataset: str = "image_folder",
+                      extensions: tuple[str, ...] | list[str] | None = None) -> SampleTable:
+    """Load an image-folder dataset into a :class:`SampleTable` (media ``'image'``).
+
+    Args:
+        root: the dataset folder.
+        subject_pattern: regular expression searched in each file name whose first group is the
+            subject (CK+: ``r'^(S\\d+)_'`` turns ``S005_001_00000011.png`` into ``S005``). A file
+            it does not match is reported and excluded. Without a pattern (and without subjects
+            in the annotations) every image is its own subject, and the report warns that
+            subject-grouped protocols cannot be honest then.
+        annotations: a CSV linking file names to labels (optionally subject, intensity). ``None``
+            uses ``root/annotations.csv`` when it exists; ``False`` ignores it.
+        dataset: the name that prefixes sample ids and subjects (``'<dataset>/S005'``).
+        extensions: image extensions to read (default :data:`IMAGE_EXTENSIONS`).
+
+    Raises:
+        DataError: the root is missing or holds no images in a known layout, or the
+            annotations file cannot be read or lacks the columns it needs.
+        ConfigError: the subject pattern is not a valid regular expression.
+    """
+    if not dataset or "/" in str(dataset):
+        raise ConfigError(f"dataset name {dataset!r} must be a non-empty name without '/'")
+    rx = compile_subject_pattern(subject_pattern)
+    exts = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in (extensions or IMAGE_EXTENSIONS))
+    if root is None:
+        raise DataError("no root folder given", expected=f"a folder laid out as {_LAYOUT}")
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DataError("dataset folder does not exist", path=root, expected=f"a folder laid out as {_LAYOUT}")
+    if not root.is_dir():
+        raise DataError("is not a folder", path=root, expected=f"a folder laid out as {_LAYOUT}")
+    root = root.resolve()
+
+    report = LoadReport()
+    ann_path = _annotation_path(root, annotations)
+
+    images, skipped, empty_dirs, hidden = _scan(root, exts, ann_path)
+    for p in skipped:
+        report.add_problem(_rel(p, root), f"not an image (extension {p.suffix or '(none)'!r}; "
+                                          f"expected one of {', '.join(exts)}); skipped")
+    for d in empty_dirs:
+        report.add_problem(_rel(d, root) + "/", "empty class folder: no images in it")
+    if hidden:
+        report.notes.append(f"ignored {hidden} hidden, system or metadata entries (names starting with '.', "
+                            "__MACOSX, Thumbs.db, text/CSV/JSON/YAML files in the root)")
+    if not images:
+        raise DataError("no images found", path=root, expected=f"a folder laid out as {_LAYOUT}")
+
+    ann = _read_annotations(ann_path, root, images, report) if ann_path is not None else {}
+
+    ids = _sample_ids(images, root, dataset)
+    records: list[dict[str, Any]] = []
+    raw_names: set[str] = set()
+    n_folder_labels = 0
+    per_image_subject = False
+    for img in images:
+        rel_parent = img.parent.relative_to(root).parts
+        sid = ids[img]
+        entry = ann.get(img)
+        if entry is not None and entry.get("error"):
+            report.add_problem(sid, entry["error"])
+            continue
+        if entry is not None:
+            emotion = entry["label"]
+        elif rel_parent:
+            emotion = rel_parent[-1]
+            n_folder_labels += 1
+        else:
+            report.add_problem(sid, "image lies directly in the root: no class folder and no "
+                                    f"annotation row gives its label (annotations: {ann_path or 'none'})")
+            continue
+        split = "/".join(p.lower() for p in rel_parent[:-1])
+
+        subject = entry.get("subject") if entry is not None else None
+        if not subject and rx is not None:
+            m = rx.search(img.name)
+            if m is None or not m.group(1):
+                report.add_problem(sid, f"file name {img.name!r} does not match the subject pattern "
+                                        f"'{rx.pattern}'; excluded")
+                continue
+            subject = m.group(1)
+        if not subject:
+            subject = sid.split("/", 1)[1]
+            per_image_subject = True
+        raw_names.add(emotion)
+        records.append({
+            "sample_id": sid, "dataset": dataset, "subject": f"{dataset}/{subject}", "clip": img.name,
+            "media": "image", "path": str(img), "frame_template": None,
+            "onset": None, "apex": None, "offset": None, "fps": None,
+            "emotion": emotion, "label": canonical(emotion), "action_units": (),
+            "intensity": entry.get("intensity") if entry is not None else None, "split": split,
+        })
+
+    report.label_mapping = {name: canonical(name) for name in sorted(raw_names, key=str.lower)}
+    merged = _merged_classes(report.label_mapping)
+    if merged:
+        report.notes.append("class names merged by canonicalisation: " + "; ".join(
+            f"{', '.join(sorted(raws))} -> {lab}" for lab, raws in sorted(merged.items())))
+    if ann and n_folder_labels:
+        report.notes.append(f"{n_folder_labels} images have no annotation row; they keep their folder's label")
+    if per_image_subject:
+        report.notes.append("no subject pattern and no subject column: every image is its own subject, "
+                            "so subject-grouped protocols (LOSO, grouped k-fold) cannot keep one person's "
+                            "images out of both train and test; give --subject-pattern")
+    if not records:
+        raise DataError(f"none of the {len(images)} images could be used (see the report's problems: "
+                        f"{[p.reason for p in report.problems[:3]]})", path=root)
+    log.info("image folder %s: %d images, %d problems", root, len(records), len(report.problems))
+    return SampleTable.from_records(records, report, name=dataset)
+
+
+# -- scanning ---------------------------------------------------------------------------------
+def _scan(root: Path, exts: tuple[str, ...], ann_path: Path | None
+          ) -> tuple[list[Path], list[Path], list[Path], int]:
+    """Images (sorted), non-image files, empty leaf folders, and the count of hidden entries."""
+    images: list[Path] = []
+    skipped: list[Path] = []
+    empty: list[Path] = []
+    hidden = 0
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = sorted(d.iterdir())
+        except OSError as e:
+            raise DataError(f"cannot list folder ({e.strerror})", path=d) from None
+        subdirs, n_img = [], 0
+        for e in entries:
+            if e.name.startswith(".") or e.name.lower() in _IGNORED_DIRS or e.name.lower() == "thumbs.db":
+                hidden += 1
+                continue
+            if e.is_dir():
+                subdirs.append(e)
+            elif e.suffix.lower() in exts:
+                images.append(e)
+                n_img += 1
+            elif ann_path is not None and e.resolve() == ann_path:
+                continue
+            elif d == root and e.suffix.lower() in (".csv", ".txt", ".md", ".json", ".yaml", ".yml"):
+                hidden += 1  # metadata beside the class folders (README, other CSVs): not samples
+                continue
+            else:
+                skipped.append(e)
+        if not subdirs and n_img == 0 and d != root:
+            empty.append(d)
+        stack.extend(reversed(subdirs))
+    return sorted(images), skipped, empty, hidden
+
+
+def _rel(p: Path, root: Path) -> str:
+    try:
+        return p.relative_to(root).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def _sample_ids(images: list[Path], root: Path, dataset: str) -> dict[Path, str]:
+    stems = Counter((img.parent, img.stem) for img in images)
+    out = {}
+    for img in images:
+        rel = img.relative_to(root)
+        key = rel.as_posix() if stems[(img.parent, img.stem)] > 1 else rel.with_suffix("").as_posix()
+        out[img] = f"{dataset}/{key}"
+    return out
+
+
+def _merged_classes(mapping: dict[str, str]) -> dict[str, set[str]]:
+    by_label: dict[str, set[str]] = defaultdict(set)
+    for raw, lab in mapping.items():
+        by_label[lab].add(raw)
+    return {lab: raws for lab, raws in by_label.items() if len(raws) > 1}
+
+
+# -- annotations ------------------------------------------------------------------------------
+def _annotation_path(root: Path, annotations: str | Path | bool | None) -> Path | None:
+    if annotations is False:
+        return None
+    if annotations is None or annotations is True:
+        p = root / "annotations.csv"
+        if p.is_file():
+            return p.resolve()
+        if annotations is True:
+            raise DataError("annotations file not found", path=p, expected="a CSV of file names and labels")
+        return None
+    p = Path(annotations).expanduser()
+    if not p.is_absolute() and not p.exists():
+        p = root / p
+    if not p.is_file():
+        raise DataError("annotations file not found", path=p, expected="a CSV of file names and labels")
+    return p.resolve()
+
+
+def _norm_col(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
+def _find_col(header: list[str], candidates: tuple[str, ...]) -> str | None:
+    norm = {_norm_col(h): h for h in header}
+    for c in candidates:
+        if c in norm:
+            return norm[c]
+    return None
+
+
+def _read_annotations(path: Path, root: Path, images: list[Path], report: LoadReport
+                      ) -> dict[Path, dict[str, Any]]:
+    """Annotation entries keyed by image path; rows naming no image go to ``report.missing``."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            sample = f.read(4096)
+            f.seek(0)
+            try:
+                dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+            except csv.Error:
+                dialect = csv.excel
+            reader = csv.DictReader(f, dialect=dialect)
+            header = [h for h in (reader.fieldnames or []) if h is not None]
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"cannot read annotations ({e})", path=path) from None
+    file_col = _find_col(header, FILE_COLUMNS)
+    label_col = _find_col(header, LABEL_COLUMNS)
+    if file_col is None or label_col is None:
+        raise DataError(f"annotations have columns {header}", path=path,
+                        expected=f"a file-name column (one of {', '.join(FILE_COLUMNS)}) and a label column "
+                                 f"(one of {', '.join(LABEL_COLUMNS)}), case-insensitive; optional "
+                                 f"subject ({', '.join(SUBJECT_COLUMNS)}) and intensity")
+    subj_col = _find_col(header, SUBJECT_COLUMNS)
+    int_col = _find_col(header, INTENSITY_COLUMNS)
+
+    by_rel = {img.relative_to(root).as_posix().lower(): img for img in images}
+    by_name: dict[str, list[Path]] = defaultdict(list)
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for img in images:
+        by_name[img.name.lower()].append(img)
+        by_stem[img.stem.lower()].append(img)
+
+    out: dict[Path, dict[str, Any]] = {}
+    for i, row in enumerate(rows, start=2):  # row 1 is the header
+        ref = (row.get(file_col) or "").strip()
+        if not ref:
+            report.add_problem(f"{path.name}:row {i}", f"empty file name in column {file_col!r}")
+            continue
+        key = re.sub(r"^(\./)+", "", ref.replace("\\", "/")).lower()
+        hits = [by_rel[key]] if key in by_rel else by_name.get(Path(key).name) or by_stem.get(Path(key).name) or []
+        if not hits:
+            report.missing.append(ref)
+            continue
+        if len(hits) > 1:
+            report.add_problem(f"{path.name}:row {i}", f"file {ref!r} matches {len(hits)} images "
+                                                     f"({', '.join(_rel(h, root) for h in hits[:3])}); give its "
+                                                     "path relative to the root")
+            continue
+        img = hits[0]
+        label = (row.get(label_col) or "").strip()
+        entry: dict[str, Any] = {"label": label}
+        if not label:
+            entry["error"] = f"{path.name} row {i}: empty label in column {label_col!r}"
+        if subj_col is not None:
+            entry["subject"] = (row.get(subj_col) or "").strip().replace("/", "_") or None
+        if int_col is not None:
+            raw = (row.get(int_col) or "").strip()
+            if raw:
+                try:
+                    entry["intensity"] = float(raw)
+                except ValueError:
+                    report.notes.append(f"{path.name} row {i}: intensity {raw!r} is not a number; left empty")
+        prev = out.get(img)
+        if prev is not None and prev.get("label") != entry["label"]:
+            entry = {"label": label, "error": f"{path.name}: conflicting labels {prev['label']!r} and "
+                                              f"{label!r} for {ref!r}"}
+        out[img] = entry
+    return out
