@@ -80,7 +80,7 @@ _scheme("casme2_5class", ["happiness", "disgust", "repression", "surprise", "oth
 _scheme("casme2_4class", ["positive", "negative", "surprise", "other"],
         {"happy": "positive", "disgust": "negative", "fear": "negative", "repression": "negative",
          "sad": "negative", "anger": "negative", "contempt": "negative",
-         "surprise": "surprise", "others": "other"},
+         "surprise": "surprise", "others": "other", "positive": "positive", "negative": "negative"},
         "4-class: positive = happiness; negative = disgust, fear, repression, sadness; surprise; other.")
 _MEGC_SAMM = {"anger": "negative", "contempt": "negative", "disgust": "negative", "fear": "negative",
               "sad": "negative", "happy": "positive", "surprise": "surprise"}

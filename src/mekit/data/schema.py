@@ -174,10 +174,21 @@ def normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
     df["action_units"] = [tuple(a) if isinstance(a, (list, tuple)) else
                           (tuple(parse_action_units(a)) if isinstance(a, str) else ())
                           for a in df["action_units"]]
-    for col in ("sample_id", "dataset", "subject", "clip", "media", "path"):
-        df[col] = df[col].astype("string").astype(object) if len(df) else df[col]
+    # Plain Python strings (object dtype), missing values as None: Arrow/NA-backed strings
+    # break scikit-learn indexing and make `x != x` checks ambiguous.
+    for col in ("sample_id", "dataset", "subject", "clip", "media", "path", "emotion", "label", "split"):
+        df[col] = pd.Series([None if _missing(v) else str(v) for v in df[col]], index=df.index, dtype=object)
     extra = [c for c in df.columns if c not in COLUMNS]
     return df[list(COLUMNS) + extra].reset_index(drop=True)
+
+
+def _missing(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
 
 
 def validate(df: pd.DataFrame) -> None:
