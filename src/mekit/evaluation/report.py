@@ -1,0 +1,164 @@
+"""Metrics summaries and the run folder: predictions.csv, metrics.json,
+config.resolved.yaml, environment.json, confusion/per-class PNGs and report.md."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mekit.evaluation.metrics import breakdown, classification_metrics, subject_bootstrap
+
+SELECTION_STATEMENT = ("Model selection used only the training subjects of each fold "
+                       "(inner subject-grouped CV or a fixed budget); held-out subjects were never seen "
+                       "by any fitted step (scaling, PCA, resampling, class weights, hyper-parameters).")
+
+
+def summarise(pred: pd.DataFrame, classes: list[str], protocol, cfg, selections: list[dict]) -> dict[str, Any]:
+    """Pooled metrics (first seed), mean ± std over seeds, breakdowns, subject-bootstrap CIs."""
+    seeds = sorted(pred["seed"].unique())
+    per_seed = {int(s): classification_metrics(pred.loc[pred.seed == s, "true"], pred.loc[pred.seed == s, "pred"],
+                                               classes) for s in seeds}
+    first = pred.loc[pred.seed == seeds[0]]
+    m = dict(per_seed[int(seeds[0])])
+    m["protocol"] = protocol.name
+    m["leaky"] = bool(protocol.leaky)
+    m["protocol_description"] = protocol.describe()
+    m["seeds"] = [int(s) for s in seeds]
+    m["n_subjects"] = int(first["subject"].nunique())
+    m["n_folds"] = int(first["fold"].nunique())
+    if len(seeds) > 1:
+        m["over_seeds"] = {k: {"mean": float(np.mean([per_seed[s][k] for s in per_seed])),
+                               "std": float(np.std([per_seed[s][k] for s in per_seed], ddof=1))}
+                           for k in ("accuracy", "uf1", "uar", "weighted_f1")}
+    m["per_subject"] = breakdown(first, "subject", classes)
+    if first["dataset"].nunique() > 1:
+        m["per_dataset"] = breakdown(first, "dataset", classes)
+    if m["n_subjects"] >= 3 and not protocol.leaky:
+        m["bootstrap_ci95"] = subject_bootstrap(first, classes, n_boot=300, seed=0)
+    m["model_selection"] = SELECTION_STATEMENT
+    m["selection_per_fold"] = selections
+    m["method"] = {"features": cfg.features.name, "model": cfg.model.name,
+                   "class_weight": cfg.imbalance.class_weight, "sampler": cfg.imbalance.sampler}
+    return m
+
+
+def environment(seed: int) -> dict[str, Any]:
+    from importlib import metadata
+
+    pkgs = {}
+    for name in ("mekit", "numpy", "scipy", "pandas", "scikit-learn", "imbalanced-learn", "torch",
+                 "opencv-contrib-python-headless", "mediapipe", "lightgbm", "flaml"):
+        try:
+            pkgs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": pkgs,
+            "seed": seed, "git_commit": commit, "created": datetime.now(timezone.utc).isoformat()}
+
+
+def _plots(m: dict, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = m["classes"]
+    files = []
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 2.2 * len(classes), 0.9 * len(classes) + 2.5))
+    for ax, key, title in ((axes[0], "confusion", "counts"), (axes[1], "confusion_normalized", "row-normalised")):
+        cm = np.asarray(m[key], dtype=float)
+        ax.imshow(cm, cmap="Blues")
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"confusion ({title})")
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                ax.text(j, i, f"{cm[i, j]:.0f}" if key == "confusion" else f"{cm[i, j]:.2f}", ha="center",
+                        va="center", color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "confusion_matrix.png", dpi=120)
+    plt.close(fig)
+    files.append("confusion_matrix.png")
+    fig, ax = plt.subplots(figsize=(2 + 1.2 * len(classes), 3.5))
+    x = np.arange(len(classes))
+    for k, name in enumerate(("precision", "recall", "f1")):
+        ax.bar(x + (k - 1) * 0.27, [m["per_class"][c][name] for c in classes], 0.27, label=name)
+    ax.set_xticks(x, classes, rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title("per-class results")
+    fig.tight_layout()
+    fig.savefig(out / "per_class.png", dpi=120)
+    plt.close(fig)
+    files.append("per_class.png")
+    return files
+
+
+def markdown(m: dict, cfg) -> str:
+    c = m["classes"]
+    lines = [f"# {cfg.name}", ""]
+    if m.get("leaky"):
+        lines += ["> **LEAKY PROTOCOL**: a random sample-level split puts the same subjects in training and "
+                  "test. These figures are comparable only to published numbers obtained the same way; "
+                  "they overstate how the method does on unseen people.", ""]
+    lines += [f"Protocol: **{m['protocol_description']}**, {m['n_folds']} folds, {m['n_samples']} samples, "
+              f"{m['n_subjects']} subjects, classes: {', '.join(c)}.",
+              f"Method: features `{m['method']['features']}`, model `{m['method']['model']}`, class weights "
+              f"`{m['method']['class_weight']}`, resampling `{m['method']['sampler']}`.", "",
+              "| metric | value |", "|---|---|"]
+    for k, name in (("uf1", "UF1 (macro F1)"), ("uar", "UAR"), ("accuracy", "Accuracy"),
+                    ("weighted_f1", "Weighted F1")):
+        ci = m.get("bootstrap_ci95", {}).get(k)
+        seeds = m.get("over_seeds", {}).get(k)
+        cell = f"{m[k]:.3f}"
+        if ci:
+            cell += f" (95% subject-bootstrap CI {ci[0]:.3f}-{ci[1]:.3f})"
+        if seeds:
+            cell += f"; seeds {seeds['mean']:.3f} ± {seeds['std']:.3f}"
+        lines.append(f"| {name} | {cell} |")
+    lines += ["", "UF1 and UAR are computed on the predictions of all folds pooled together (MEGC definition).",
+              "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for k in c:
+        pc = m["per_class"][k]
+        lines.append(f"| {k} | {pc['precision']:.3f} | {pc['recall']:.3f} | {pc['f1']:.3f} | {pc['support']} |")
+    if "per_dataset" in m:
+        lines += ["", "| corpus | n | UF1 | UAR | accuracy |", "|---|---|---|---|---|"]
+        for d, v in m["per_dataset"].items():
+            lines.append(f"| {d} | {v['n']} | {v['uf1']:.3f} | {v['uar']:.3f} | {v['accuracy']:.3f} |")
+    lines += ["", f"**Model selection.** {m['model_selection']}", "",
+              "![confusion](confusion_matrix.png)", "", "![per class](per_class.png)", ""]
+    if m.get("skipped"):
+        lines += [f"{len(m['skipped'])} samples were skipped during preprocessing (see metrics.json).", ""]
+    return "\n".join(lines)
+
+
+def write_report(result, out: Path, table=None) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    cfg, m = result.config, result.metrics
+    result.predictions.to_csv(out / "predictions.csv", index=False)
+    (out / "config.resolved.yaml").write_text(cfg.to_yaml())
+    (out / "environment.json").write_text(json.dumps(environment(cfg.seed), indent=2))
+    if cfg.output.plots:
+        m["figures"] = _plots(m, out)
+    (out / "metrics.json").write_text(json.dumps(m, indent=2, default=str))
+    (out / "report.md").write_text(markdown(m, cfg))
+    if cfg.output.mlflow:
+        from mekit.evaluation.tracking import log_mlflow
+
+        log_mlflow(result, out)
+    return out

@@ -1,0 +1,184 @@
+"""Run one experiment: load -> features -> protocol folds -> fit on training subjects ->
+predict held-out subjects -> pooled metrics -> report folder.
+
+Everything learned from data (scaler, PCA, resampling, class weights, hyper-parameters)
+is fitted inside a fold on its training part only; hyper-parameters are chosen by an
+inner subject-grouped CV on the training subjects. The held-out fold is only predicted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mekit.config import ExperimentConfig
+from mekit.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    config: ExperimentConfig
+    predictions: pd.DataFrame
+    metrics: dict[str, Any]
+    out_dir: Path | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    disable=not enabled, transient=True)
+
+
+def is_neural(model_name: str) -> bool:
+    from mekit.classical import CLASSIFIERS
+
+    if model_name in CLASSIFIERS:
+        return False
+    from mekit.models import MODELS
+
+    MODELS.get(model_name)  # ConfigError naming the known models
+    return True
+
+
+def build_inputs(table, cfg: ExperimentConfig, progress: bool = True):
+    """Features (classical) or model inputs (neural) for every sample of ``table``."""
+    from mekit.features import get_extractor, get_input_builder
+
+    if is_neural(cfg.model.name):
+        from mekit.models import MODELS
+
+        kind = MODELS.meta(cfg.model.name)["input"]
+        params = dict(cfg.features.params)
+        if kind == "clip3d":
+            params.setdefault("layout", "clip3d")
+        return get_input_builder(kind)(table, cfg.preprocess, progress=progress, **params)
+    return get_extractor(cfg.features.name)(table, cfg.preprocess, progress=progress, **cfg.features.params)
+
+
+def make_model(cfg: ExperimentConfig, seed: int, checkpoint_dir: Path | None = None):
+    """A fresh, unfitted model for one fold (classical pipeline or neural network)."""
+    if is_neural(cfg.model.name):
+        from mekit.engine.trainer import NeuralModel
+
+        return NeuralModel(cfg.model.name, cfg.model.params, class_weight=cfg.imbalance.class_weight,
+                           seed=seed, checkpoint_dir=checkpoint_dir)
+    from mekit.classical import make_classical
+
+    return make_classical({"classifier": cfg.model.name, **cfg.model.params}, cfg.imbalance.class_weight,
+                          cfg.imbalance.sampler, cfg.imbalance.sampler_params, seed)
+
+
+def _fold_dir(out_dir: Path | None, seed: int, fold: str) -> Path | None:
+    if out_dir is None:
+        return None
+    safe = fold.replace("/", "_").replace(":", "_")
+    return out_dir / "folds" / f"seed{seed}" / safe
+
+
+def _prepare_resume(out_dir: Path | None, cfg: ExperimentConfig) -> None:
+    """Completed folds of a killed run are reused only if the config is exactly the same."""
+    if out_dir is None:
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = out_dir / "folds" / "config.yaml"
+    text = cfg.to_yaml()
+    if stamp.exists() and stamp.read_text() != text:
+        import shutil
+
+        log.info("config changed since the last run in %s: not resuming", out_dir)
+        shutil.rmtree(out_dir / "folds")
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(text)
+
+
+def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
+                   progress: bool = True) -> RunResult:
+    """Run ``config`` end to end and (when ``out_dir`` is given) write its report folder.
+
+    With an ``out_dir``, each finished fold's predictions are saved as it completes (and a
+    neural model checkpoints every epoch), so a run killed part-way resumes from its last
+    completed fold and epoch when started again with the same config and folder.
+    """
+    from mekit.data import load_dataset
+    from mekit.evaluation.protocols import get_protocol
+
+    t0 = time.perf_counter()
+    cfg = config
+    out_dir = Path(out_dir) if out_dir is not None else None
+    _prepare_resume(out_dir, cfg)
+    table = load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **cfg.data.options)
+    if len(table) == 0:
+        raise DataError(f"dataset {cfg.data.loader} at {cfg.data.root} has no labelled samples")
+    scheme = getattr(table, "scheme", None)
+    present = set(table.df["label"])
+    classes = [c for c in (list(scheme.classes) if scheme is not None else table.classes) if c in present]
+    t_load = time.perf_counter() - t0
+
+    feats = build_inputs(table, cfg, progress)
+    t_feat = time.perf_counter() - t0 - t_load
+    usable = table.subset(feats.sample_ids)
+    labels = dict(zip(usable.df["sample_id"], usable.df["label"]))
+    subjects = dict(zip(usable.df["sample_id"], usable.df["subject"]))
+    datasets = dict(zip(usable.df["sample_id"], usable.df["dataset"]))
+
+    protocol = get_protocol(cfg.protocol.name, **cfg.protocol.params)
+    frames: list[pd.DataFrame] = []
+    selections: list[dict[str, Any]] = []
+    for seed in cfg.protocol.seeds:
+        folds = protocol.folds(usable, seed=seed)
+        with _progress(progress) as bar:
+            task = bar.add_task(f"{protocol.name} seed {seed}", total=len(folds))
+            for fold in folds:
+                fdir = _fold_dir(out_dir, seed, fold.name)
+                done = fdir / "predictions.csv" if fdir else None
+                if done is not None and done.exists():
+                    frames.append(pd.read_csv(done, dtype={"sample_id": str, "true": str, "pred": str}))
+                    selections.append(json.loads((fdir / "selection.json").read_text()))
+                    bar.advance(task)
+                    continue
+                tr, te = list(fold.train_ids), list(fold.test_ids)
+                y_tr = np.array([labels[s] for s in tr])
+                model = make_model(cfg, seed, fdir)
+                model.fit(feats.take(tr), y_tr, np.array([subjects[s] for s in tr]))
+                proba = model.predict_proba(feats.take(te))
+                full = np.zeros((len(te), len(classes)))
+                for j, c in enumerate(model.classes_):
+                    full[:, classes.index(str(c))] = proba[:, j]
+                pred = [classes[i] for i in full.argmax(1)]
+                sel = {"fold": fold.name, "seed": seed, **model.selection_}
+                fold_df = pd.DataFrame({"sample_id": te, "subject": [subjects[s] for s in te],
+                                        "dataset": [datasets[s] for s in te], "fold": fold.name, "seed": seed,
+                                        "true": [labels[s] for s in te], "pred": pred,
+                                        **{f"p_{c}": full[:, k] for k, c in enumerate(classes)}})
+                if fdir is not None:
+                    fdir.mkdir(parents=True, exist_ok=True)
+                    (fdir / "selection.json").write_text(json.dumps(sel, default=str))
+                    fold_df.to_csv(fdir / ".predictions.tmp", index=False)
+                    (fdir / ".predictions.tmp").replace(done)
+                frames.append(fold_df)
+                selections.append(sel)
+                bar.advance(task)
+    predictions = pd.concat(frames, ignore_index=True)
+    from mekit.evaluation.report import summarise
+
+    metrics = summarise(predictions, classes, protocol, cfg, selections)
+    metrics["timing_s"] = {"load": round(t_load, 3), "features": round(t_feat, 3),
+                           "total": round(time.perf_counter() - t0, 3)}
+    metrics["skipped"] = dict(feats.skipped)
+    result = RunResult(cfg, predictions, metrics, None, dict(feats.skipped))
+    if out_dir is not None:
+        from mekit.evaluation.report import write_report
+
+        result.out_dir = write_report(result, out_dir, table)
+    return result

@@ -1,0 +1,196 @@
+"""Registered feature extractors: ``(table, preprocess: dict, progress, **params) -> FeatureSet``.
+
+Clips go through the cached preprocessing pipeline (one face alignment per clip, flow,
+sampled frames); still images (``media='image'``, e.g. CK+ crops) are read directly and
+resized, since they are already face crops. Descriptors that cost more than the
+pipeline (frozen CNN embeddings) are cached per sample under a key of every parameter.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from mekit.features.base import FeatureSet
+
+log = logging.getLogger(__name__)
+
+
+def _pipeline(table, preprocess: dict, progress: bool, **force: Any):
+    from mekit.preprocess.pipeline import preprocess as run
+
+    return run(table, {**(preprocess or {}), **force}, progress=progress)
+
+
+def _read_still(path: str, size: int) -> np.ndarray:
+    import cv2
+
+    from mekit.preprocess.io import read_image
+
+    img = read_image(path, rgb=True)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    interp = cv2.INTER_AREA if size < min(img.shape[:2]) else cv2.INTER_LINEAR
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+def face_crops(table, preprocess: dict, progress: bool, which: str = "apex", size: int = 112):
+    """(ids, uint8[N, size, size, 3] RGB crops, skipped): the ``which`` crop of each clip, or the image."""
+    import cv2
+
+    ids, crops, skipped = [], [], {}
+    df = table.df
+    still = df["media"] == "image"
+    for sid, path in zip(df.loc[still, "sample_id"], df.loc[still, "path"]):
+        try:
+            crops.append(_read_still(path, size))
+            ids.append(sid)
+        except Exception as e:  # noqa: BLE001 - one bad image never sinks a run
+            skipped[sid] = f"unreadable image {path}: {e}"
+    clips = table.subset(~still) if (~still).any() else None
+    if clips is not None:
+        res = _pipeline(clips, preprocess, progress, pairs=["onset_apex"])
+        skipped.update(res.skipped)
+        for sid in clips.sample_ids:
+            if sid in res.skipped:
+                continue
+            c = res[sid][which]
+            crops.append(cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) if c.shape[0] != size else c)
+            ids.append(sid)
+    order = {s: i for i, s in enumerate(table.sample_ids)}
+    perm = sorted(range(len(ids)), key=lambda i: order[ids[i]])
+    arr = np.stack([crops[i] for i in perm]) if crops else np.zeros((0, size, size, 3), np.uint8)
+    return [ids[i] for i in perm], arr, skipped
+
+
+def hoof_features(table, preprocess: dict, progress: bool = True, grid: int = 5, bins: int = 8,
+                  use_strain: bool = True, apex_offset: bool = False) -> FeatureSet:
+    """HOOF + mean strain per cell of onset->apex flow (and apex->offset when asked)."""
+    from mekit.features.flow_features import hoof_descriptor
+
+    pairs = ["onset_apex", "apex_offset"] if apex_offset else ["onset_apex"]
+    res = _pipeline(table, preprocess, progress, pairs=pairs)
+    ids, rows = [], []
+    for sid in table.sample_ids:
+        if sid in res.skipped:
+            continue
+        item = res[sid]
+        rows.append(np.concatenate([hoof_descriptor(item[f"uv_{p}"], item.get(f"strain_{p}") if use_strain else None,
+                                                    grid, bins) for p in pairs]))
+        ids.append(sid)
+    width = len(pairs) * grid * grid * (bins + int(use_strain))
+    return FeatureSet(ids, np.stack(rows) if rows else np.zeros((0, width), np.float32), dict(res.skipped))
+
+
+def hog_features(table, preprocess: dict, progress: bool = True, size: int = 64, which: str = "apex",
+                 pixels_per_cell: int = 8, cells_per_block: int = 2, orientations: int = 9) -> FeatureSet:
+    """HOG of the greyscale face (apex crop for clips, the image itself for stills)."""
+    from mekit.features.handcrafted import hog_descriptor
+
+    ids, crops, skipped = face_crops(table, preprocess, progress, which, size)
+    grey = crops.astype(np.float32).mean(axis=3) / 255.0
+    X = np.stack([hog_descriptor(g, (pixels_per_cell,) * 2, (cells_per_block,) * 2, orientations) for g in grey]) \
+        if len(grey) else np.zeros((0, 0), np.float32)
+    return FeatureSet(ids, X, skipped)
+
+
+def lbp_top_features(table, preprocess: dict, progress: bool = True, n_frames: int = 10, size: int = 64,
+                     grid: int = 5, radius: tuple = (1, 1, 2), n_points: int = 8) -> FeatureSet:
+    """LBP-TOP over ``n_frames`` frames sampled uniformly from onset to offset."""
+    import cv2
+
+    from mekit.features.handcrafted import lbp_top
+
+    res = _pipeline(table, preprocess, progress, sampling={"method": "uniform", "n": int(n_frames)},
+                    frame_size=int(size))
+    ids, rows = [], []
+    for sid in table.sample_ids:
+        if sid in res.skipped:
+            continue
+        fr = res[sid]["frames"]
+        grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in fr])
+        rows.append(lbp_top(grey, grid=(grid, grid), radius=tuple(radius), n_points=n_points))
+        ids.append(sid)
+    return FeatureSet(ids, np.stack(rows) if rows else np.zeros((0, 0), np.float32), dict(res.skipped))
+
+
+def frozen_cnn_features(table, preprocess: dict, progress: bool = True, backbone: str = "efficientnet_lite0",
+                        weights: str | None = None, which: str = "apex", size: int = 224,
+                        crop_size: int = 112, batch_size: int = 32) -> FeatureSet:
+    """Embeddings of a frozen pretrained CNN (EfficientNet-Lite0 ImageNet weights by default,
+    or any registered backbone with a user-supplied state dict). Cached per sample."""
+    import torch
+
+    from mekit.models import MODELS, build_model, load_backbone_weights
+    from mekit.models.efficientnet import frozen_features
+    from mekit.preprocess.cache import Cache, param_key
+
+    params = {"backbone": backbone, "weights": weights, "which": which, "size": size, "crop_size": crop_size,
+              "preprocess": preprocess}
+    key = param_key("frozen_cnn", params)
+    cache = Cache()
+    ids_all = table.sample_ids
+    feats: dict[str, np.ndarray] = {}
+    for sid in ids_all:
+        hit = cache.load("features", key, sid)
+        if hit is not None:
+            feats[sid] = hit[0]["x"]
+    todo = table.subset([s for s in ids_all if s not in feats])
+    skipped: dict[str, str] = {}
+    if len(todo):
+        ids, crops, skipped = face_crops(todo, preprocess, progress, which, crop_size)
+        if len(ids):
+            if backbone == "efficientnet_lite0" and weights is None:
+                X = frozen_features(crops, batch_size=batch_size, image_size=size)
+            else:
+                MODELS.get(backbone)
+                net = build_model(backbone, num_classes=0, pretrained=False) if weights else \
+                    build_model(backbone, num_classes=0)
+                if weights:
+                    load_backbone_weights(net, weights)
+                net.eval()
+                dc = net.data_config
+                x = torch.as_tensor(crops).permute(0, 3, 1, 2).float() / 255.0
+                x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+                x = (x - torch.tensor(dc["mean"]).view(1, 3, 1, 1)) / torch.tensor(dc["std"]).view(1, 3, 1, 1)
+                with torch.no_grad():
+                    X = torch.cat([net.forward_features(x[i:i + batch_size])
+                                   for i in range(0, len(x), batch_size)]).numpy()
+            for sid, row in zip(ids, X):
+                feats[sid] = np.asarray(row, np.float32)
+                cache.save("features", key, sid, {"x": feats[sid]})
+    ids = [s for s in ids_all if s in feats]
+    return FeatureSet(ids, np.stack([feats[s] for s in ids]) if ids else np.zeros((0, 0), np.float32), skipped)
+
+
+def flow_input(table, preprocess: dict, progress: bool = True, name: str = "flow", size: int = 28) -> FeatureSet:
+    """The u/v/strain stack [N, 3, size, size] for optical-flow CNNs (input kind 'flow')."""
+    sizes = sorted({int(size), *preprocess.get("stack_sizes", ())})
+    res = _pipeline(table, preprocess, progress, stack_sizes=sizes)
+    ids = [s for s in table.sample_ids if s not in res.skipped]
+    X = res.stack(f"{name}_{size}", ids) if ids else np.zeros((0, 3, size, size), np.float32)
+    return FeatureSet(ids, X, dict(res.skipped))
+
+
+def pair_input(table, preprocess: dict, progress: bool = True, size: int = 64) -> FeatureSet:
+    """Onset and apex crops [N, 2, 3, size, size] in 0..1 for Siamese models (input kind 'pair')."""
+    ids_o, on, sk = face_crops(table, preprocess, progress, "onset", size)
+    ids_a, ap, _ = face_crops(table.subset(ids_o), preprocess, False, "apex", size)
+    assert ids_o == ids_a
+    X = np.stack([on, ap], axis=1).transpose(0, 1, 4, 2, 3).astype(np.float32) / 255.0
+    return FeatureSet(ids_o, X, sk)
+
+
+def sequence_input(table, preprocess: dict, progress: bool = True, n_frames: int = 8, size: int = 64,
+                   layout: str = "sequence") -> FeatureSet:
+    """Frames sampled onset->offset: [N, T, 3, S, S] ('sequence') or [N, 3, T, S, S] ('clip3d'), in 0..1."""
+    res = _pipeline(table, preprocess, progress, sampling={"method": "uniform", "n": int(n_frames)},
+                    frame_size=int(size))
+    ids = [s for s in table.sample_ids if s not in res.skipped]
+    X = res.stack("frames", ids).astype(np.float32) / 255.0 if ids else np.zeros((0, n_frames, size, size, 3))
+    X = X.transpose(0, 1, 4, 2, 3)  # N, T, C, H, W
+    if layout == "clip3d":
+        X = X.transpose(0, 2, 1, 3, 4)
+    return FeatureSet(ids, np.ascontiguousarray(X), dict(res.skipped))

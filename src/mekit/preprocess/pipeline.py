@@ -1,0 +1,1037 @@
+"""The preprocessing pipeline: one function, :func:`preprocess`, behind ``mekit preprocess``.
+
+For each clip of a :class:`~mekit.data.schema.SampleTable`:
+
+1. **align** - fit ONE :class:`~mekit.preprocess.face.FaceAlignment` on the onset frame
+   (falling back to later frames when the onset shows no face) and use it for every frame of
+   the clip, so crop jitter never becomes flow;
+2. **apex** - spot the apex (:func:`mekit.preprocess.apex.spot_apex` on the aligned clip) where
+   the annotation has none, or always (``spot_apex='always'``, to evaluate spotting);
+3. **flow** - the aligned onset, apex and offset crops at ``size`` px, TV-L1 (or Farneback,
+   DIS) flow onset->apex (and apex->offset), optical strain, landmarks and ROIs in crop pixels;
+   the u/v/strain stacks at ``stack_sizes`` are derived from it on access;
+4. **frames** - optionally, sampled frames (:mod:`mekit.preprocess.temporal`) aligned at
+   ``frame_size`` px, optionally motion-magnified (:mod:`mekit.preprocess.magnify`).
+
+Every stage's output is cached per sample id (:mod:`mekit.preprocess.cache`) under a key that
+hashes every parameter it depends on, including those of the stages before it: changing the
+flow method or the crop size reuses the cached alignment; changing the sampling reuses the
+flow. Clips run in parallel in a process pool whose workers create their face aligner and
+flow objects once; workers write to the cache and return only small metadata, so memory stays
+at a few clips whatever the corpus size. With everything cached no worker starts and
+mediapipe is never imported. A clip that fails (unreadable frame, no face) is reported in
+``result.skipped`` with its reason and the run goes on; a run killed part-way resumes from
+what the cache already holds.
+
+Frames are handled in OpenCV's BGR order inside the pipeline (what ``cv2.imread`` gives and
+what :class:`~mekit.preprocess.face.FaceAligner` expects); crops and frames handed out by
+:class:`PreprocessResult` are RGB.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mekit.errors import ConfigError, DataError, MekitError
+from mekit.preprocess.cache import Cache, canonical_json, param_key
+
+log = logging.getLogger(__name__)
+
+#: Bump a stage's version when its code changes what it writes, so old entries are not reused.
+STAGE_VERSIONS: dict[str, int] = {"align": 1, "apex": 1, "flow": 2, "frames": 2}
+
+PAIRS = ("onset_apex", "apex_offset")
+SPOT_POLICIES = ("missing", "always")
+#: Frame samplers: those of :data:`mekit.preprocess.temporal.SAMPLERS` plus ``all`` (every
+#: frame from onset to offset) and ``interpolate`` (every frame, resampled in time to ``n``).
+EXTRA_SAMPLERS = ("all", "interpolate")
+TIMING_KEYS = ("read", "decode", "face", "apex", "warp", "flow", "frames", "write")
+
+_SOURCE_COLS = ("sample_id", "dataset", "media", "path", "frame_template", "onset", "apex", "offset", "fps")
+
+
+# ---------------------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Everything that decides what :func:`preprocess` computes (and so the cache keys).
+
+    ``workers``, ``worker_timeout``, ``cache``, ``cache_dir`` and ``fsync`` change how, not what, and are not part
+    of any key.
+    """
+
+    #: face detector: 'auto' (mediapipe, then Haar), 'mediapipe', 'haar', or 'none' (frames are
+    #: already face crops: the whole frame, eye line levelled)
+    detector: str = "auto"
+    #: widen the face box by this fraction of its side in total
+    margin: float = 0.2
+    #: level the eye line
+    align: bool = True
+    #: run the 468-point face mesh (landmarks and landmark ROIs)
+    landmarks: bool = True
+    #: side of the square face crop the flow is computed on (pixels)
+    size: int = 128
+    #: flow method, a name of :data:`mekit.preprocess.flow.FLOW_METHODS`, and its parameters
+    flow: str = "tvl1"
+    flow_params: dict[str, Any] = field(default_factory=dict)
+    #: frame pairs to compute flow for: 'onset_apex', 'apex_offset'; () for no flow at all
+    pairs: tuple[str, ...] = ("onset_apex",)
+    #: add optical strain as the stacks' third channel (off: stacks have u and v only)
+    strain: bool = True
+    #: sides of the u/v/strain stacks handed to models (28 for STSTNet-likes, 224 for ImageNet CNNs)
+    stack_sizes: tuple[int, ...] = (28,)
+    #: stack normalisation, see :func:`mekit.preprocess.flow.flow_stack`: minmax, fixed or none
+    normalise: str = "minmax"
+    #: None, or {'method': uniform|apex|window|all|interpolate, plus n / window / stride}
+    sampling: dict[str, Any] | None = None
+    #: side of the sampled frames (pixels)
+    frame_size: int = 112
+    #: None, or magnification parameters for :func:`mekit.preprocess.magnify.magnify`
+    #: (low_hz, high_hz, alpha, ...), applied to the aligned clip before sampling
+    magnify: dict[str, Any] | None = None
+    #: 'missing': spot the apex only where the annotation has none; 'always': spot it for every
+    #: clip and use the spotted one (to evaluate a pipeline as if no apex were annotated)
+    spot_apex: str = "missing"
+    #: parameters of :func:`mekit.preprocess.apex.spot_apex` (method, smooth_sigma, ...)
+    apex_params: dict[str, Any] = field(default_factory=dict)
+    #: decode JPEGs at 1/2, 1/4 or 1/8 scale: 'auto' picks the largest factor that keeps at
+    #: least one decoded pixel per output pixel (see :func:`_choose_reduce`); 1 decodes in full
+    decode_reduce: int | str = "auto"
+    #: worker processes (0: every core available)
+    workers: int = 0
+    #: seconds without any finished clip after which the worker pool is presumed hung and the
+    #: remaining clips run in-process (a safety net; a clip takes well under a second normally)
+    worker_timeout: float = 120.0
+    #: use the on-disk cache (off: results go to a temporary folder removed with the result)
+    cache: bool = True
+    #: cache folder (default: mekit.paths.cache_dir() / 'preprocess')
+    cache_dir: str | None = None
+    #: fsync each cache entry before it replaces the old one (crash safety; a little slower)
+    fsync: bool = True
+
+    def __post_init__(self) -> None:
+        from mekit.preprocess.face import DETECTORS
+        from mekit.preprocess.flow import FLOW_METHODS, NORMALISATIONS
+
+        if self.detector not in DETECTORS:
+            raise ConfigError(f"preprocess.detector: unknown face detector {self.detector!r}; "
+                              f"expected one of {DETECTORS}")
+        if not 0.0 <= float(self.margin) <= 3.0:
+            raise ConfigError(f"preprocess.margin must be between 0 and 3, got {self.margin!r}")
+        for name in ("size", "frame_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 8:
+                raise ConfigError(f"preprocess.{name} must be an integer of at least 8 pixels, got {v!r}")
+        FLOW_METHODS.get(self.flow)  # ConfigError naming the known methods
+        object.__setattr__(self, "pairs", tuple(self.pairs))
+        bad = [p for p in self.pairs if p not in PAIRS]
+        if bad or len(set(self.pairs)) != len(self.pairs):
+            raise ConfigError(f"preprocess.pairs: {list(self.pairs)} is not a list of distinct pairs "
+                              f"from {PAIRS}")
+        object.__setattr__(self, "stack_sizes", tuple(self.stack_sizes))
+        if not self.stack_sizes or any(not isinstance(s, int) or s < 1 for s in self.stack_sizes):
+            raise ConfigError(f"preprocess.stack_sizes must be positive integers (e.g. [28, 224]), "
+                              f"got {list(self.stack_sizes)}")
+        if self.normalise not in NORMALISATIONS:
+            raise ConfigError(f"preprocess.normalise: unknown normalisation {self.normalise!r}; "
+                              f"expected one of {NORMALISATIONS}")
+        if self.spot_apex not in SPOT_POLICIES:
+            raise ConfigError(f"preprocess.spot_apex must be one of {SPOT_POLICIES}, got {self.spot_apex!r}")
+        if self.decode_reduce not in ("auto", 1, 2, 4, 8):
+            raise ConfigError(f"preprocess.decode_reduce must be 'auto', 1, 2, 4 or 8, got {self.decode_reduce!r}")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise ConfigError(f"preprocess.workers must be 0 (all cores) or a positive integer, "
+                              f"got {self.workers!r}")
+        if self.sampling is not None:
+            self._check_sampling()
+        if self.magnify is not None and self.sampling is None:
+            raise ConfigError("preprocess.magnify applies to sampled frames; set preprocess.sampling too "
+                              "(e.g. {method: all})")
+
+    def _check_sampling(self) -> None:
+        from mekit.preprocess.temporal import SAMPLERS
+
+        s = dict(self.sampling or {})
+        method = s.pop("method", None)
+        known = sorted([*SAMPLERS.names(), *EXTRA_SAMPLERS])
+        if method not in known:
+            raise ConfigError(f"preprocess.sampling.method: {method!r} is not a frame sampler; "
+                              f"expected one of {known}")
+        if method == "all":
+            expected: set[str] = set()
+        elif method == "interpolate":
+            expected = {"n"}
+        else:
+            expected = set(SAMPLERS.meta(method)["params"])
+        if set(s) != expected:
+            raise ConfigError(f"preprocess.sampling: method {method!r} takes {sorted(expected)}, "
+                              f"got {sorted(s)}")
+
+    # -- (de)serialisation ------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None,
+                  ) -> PreprocessConfig:
+        """Build from a mapping (e.g. YAML), then apply dotted overrides (``flow_params.nscales``).
+
+        Unknown keys raise :class:`~mekit.errors.ConfigError` naming the key.
+        """
+        import copy
+
+        from mekit.config import from_dict, set_dotted
+
+        raw = copy.deepcopy(dict(data or {}))
+        for k, v in (overrides or {}).items():
+            set_dotted(raw, k, v)
+        return from_dict(cls, raw, where="preprocess")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> PreprocessConfig:
+        """Load from a YAML file of PreprocessConfig fields (a top-level ``preprocess:`` section,
+        as in an experiment config, is accepted too)."""
+        import yaml
+
+        raw: dict[str, Any] = {}
+        if path is not None:
+            p = Path(path)
+            if not p.exists():
+                raise ConfigError(f"config file {p} does not exist")
+            try:
+                raw = yaml.safe_load(p.read_text()) or {}
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{p}: not valid YAML ({e})") from None
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{p}: expected a mapping of preprocessing settings")
+            if set(raw) == {"preprocess"} or ("preprocess" in raw and isinstance(raw["preprocess"], dict)
+                                              and "data" in raw):
+                raw = raw["preprocess"] or {}
+        return cls.from_dict(raw, overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        from mekit.config import to_plain
+
+        return to_plain(self)
+
+    def replace(self, **changes: Any) -> PreprocessConfig:
+        """A copy with some fields changed (validated again)."""
+        return PreprocessConfig.from_dict({**self.to_dict(), **changes})
+
+    @property
+    def n_workers(self) -> int:
+        if self.workers:
+            return self.workers
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not Linux
+            return max(1, os.cpu_count() or 1)
+
+
+# ---------------------------------------------------------------------------------------
+# cache keys: which parameters each stage depends on
+# ---------------------------------------------------------------------------------------
+def _clean(v: Any) -> Any:
+    if v is None:
+        return None
+    try:
+        import pandas as pd
+
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    return v
+
+
+def _rows(table: Any) -> list[dict[str, Any]]:
+    df = table.df
+    cols = [c for c in _SOURCE_COLS if c in df.columns]
+    out = []
+    for rec in df[cols].to_dict("records"):
+        r = {k: _clean(v) for k, v in rec.items()}
+        for k in ("onset", "apex", "offset"):
+            if r.get(k) is not None:
+                r[k] = int(r[k])
+        out.append(r)
+    return out
+
+
+def _needs_spotting(row: Mapping[str, Any], cfg: PreprocessConfig) -> bool:
+    if row["media"] in ("image", "flow"):
+        return False
+    return cfg.spot_apex == "always" or row.get("apex") is None
+
+
+def _sampling_uses_apex(cfg: PreprocessConfig) -> bool:
+    return bool(cfg.sampling) and cfg.sampling.get("method") in ("apex", "window")
+
+
+def stage_keys(row: Mapping[str, Any], cfg: PreprocessConfig) -> dict[str, str]:
+    """Cache key of every stage this clip needs, from the parameters each depends on."""
+    # The alignment depends on the frames it may be fitted on (onset first, then frames spread
+    # to the offset), not on the apex: correcting an apex annotation recomputes flow only.
+    src = {k: row.get(k) for k in ("media", "path", "frame_template", "onset", "offset")}
+    keys: dict[str, str] = {}
+    if row["media"] == "flow":
+        if cfg.pairs:
+            keys["flow"] = param_key("flow", {"source": src, "media": "flow"}, STAGE_VERSIONS["flow"])
+        return keys
+    keys["align"] = param_key("align", {"source": src, "detector": cfg.detector, "margin": cfg.margin,
+                                        "align": cfg.align, "landmarks": cfg.landmarks},
+                              STAGE_VERSIONS["align"])
+    apex_ref: Any = {"annotation": row.get("apex")}
+    if _needs_spotting(row, cfg) and (cfg.pairs or _sampling_uses_apex(cfg)):
+        keys["apex"] = param_key("apex", {"align": keys["align"], "size": cfg.size,
+                                          "params": cfg.apex_params, "reduce": cfg.decode_reduce},
+                                 STAGE_VERSIONS["apex"])
+        apex_ref = keys["apex"]
+    if cfg.pairs:
+        keys["flow"] = param_key("flow", {"align": keys["align"], "apex": apex_ref, "size": cfg.size,
+                                          "method": cfg.flow, "params": cfg.flow_params,
+                                          "pairs": list(cfg.pairs), "strain": cfg.strain,
+                                          "reduce": cfg.decode_reduce}, STAGE_VERSIONS["flow"])
+    if cfg.sampling:
+        keys["frames"] = param_key("frames", {
+            "align": keys["align"], "apex": apex_ref if _sampling_uses_apex(cfg) else None,
+            "size": cfg.frame_size, "sampling": cfg.sampling, "magnify": cfg.magnify,
+            "fps": row.get("fps") if cfg.magnify else None, "reduce": cfg.decode_reduce},
+            STAGE_VERSIONS["frames"])
+    return keys
+
+
+def _final_stages(keys: Mapping[str, str]) -> list[str]:
+    final = [s for s in ("flow", "frames") if s in keys]
+    return final or [s for s in ("align",) if s in keys]
+
+
+# ---------------------------------------------------------------------------------------
+# per-clip work (runs in worker processes, or in-process for one worker)
+# ---------------------------------------------------------------------------------------
+_STATE: dict[str, Any] = {}
+
+
+_FORK_LEFTOVERS: list[Any] = []
+
+
+def _init_worker() -> None:
+    """Pool initializer: no inherited aligner, and Ctrl-C left to the parent (which terminates
+    the pool).
+
+    A forked copy of the parent's MediaPipe graphs must be neither used nor closed (their
+    threads do not exist in the child), so it is parked where it is never collected. OpenCV's
+    thread count is NOT set here: ``cv2.setNumThreads`` in a forked child whose parent had
+    started OpenCV's thread pool hangs forever (measured with opencv 4.14); :func:`_run` sets it
+    to 1 in the parent just around the fork instead.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _FORK_LEFTOVERS.append(dict(_STATE))
+    _STATE.clear()
+
+
+def _aligner(cfg: PreprocessConfig) -> Any:
+    key = (cfg.detector, cfg.margin, cfg.align, cfg.landmarks)
+    if _STATE.get("aligner_key") != key:
+        from mekit.preprocess.face import FaceAligner
+
+        if _STATE.get("aligner") is not None:
+            _STATE["aligner"].close()
+        _STATE["aligner"] = FaceAligner(detector=cfg.detector, margin=cfg.margin, align=cfg.align,
+                                        landmarks=cfg.landmarks)
+        _STATE["aligner_key"] = key
+    return _STATE["aligner"]
+
+
+def _close_state() -> None:
+    a = _STATE.pop("aligner", None)
+    _STATE.pop("aligner_key", None)
+    if a is not None:
+        a.close()
+
+
+def _config(cfg_dict: dict[str, Any]) -> PreprocessConfig:
+    text = canonical_json(cfg_dict)
+    if _STATE.get("cfg_text") != text:
+        _STATE["cfg"] = PreprocessConfig.from_dict(cfg_dict)
+        _STATE["cfg_text"] = text
+    return _STATE["cfg"]
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.t: dict[str, float] = dict.fromkeys(TIMING_KEYS, 0.0)
+
+    def __call__(self, key: str) -> _Timer._Span:
+        return _Timer._Span(self, key)
+
+    class _Span:
+        def __init__(self, owner: _Timer, key: str) -> None:
+            self.owner, self.key = owner, key
+
+        def __enter__(self) -> None:
+            self.t0 = time.perf_counter()
+
+        def __exit__(self, *exc: object) -> None:
+            self.owner.t[self.key] = self.owner.t.get(self.key, 0.0) + time.perf_counter() - self.t0
+
+
+def _choose_reduce(matrix: np.ndarray, policy: int | str, media: str) -> int:
+    """Decoding scale: the largest of 1, 2, 4, 8 with at least one decoded pixel per output pixel.
+
+    ``matrix`` maps full-resolution pixels to the largest output crop. libjpeg decodes at
+    1/2, 1/4 or 1/8 in the DCT domain (``cv2.IMREAD_REDUCED_*``), skipping most of the work;
+    CASME II frames (about 280 px) decode at half size in half the time, and the half-size
+    face still has more pixels than a 112 px crop. Videos are decoded in full (the decoder
+    has no reduced mode).
+    """
+    if media != "frames" and media != "image":
+        return 1
+    if policy != "auto":
+        return int(policy)
+    scale = math.sqrt(abs(float(np.linalg.det(np.asarray(matrix)[:, :2]))))  # output px per source px
+    src_per_out = 1.0 / scale if scale > 0 else 1.0
+    r = 1
+    for c in (2, 4, 8):
+        if c <= src_per_out + 1e-9:
+            r = c
+    return r
+
+
+def _warp(img: np.ndarray, m_full: np.ndarray, reduce: int, size: int) -> np.ndarray:
+    """Aligned ``size`` crop of a frame decoded at 1/``reduce``: one warpAffine, anti-aliased.
+
+    Like :meth:`FaceAlignment.apply`: while the warp still shrinks by 2x or more, the image is
+    first halved with ``cv2.pyrDown``, so fine texture does not alias into flicker that flow
+    would read as motion; the replicated border is the same in every frame of the clip.
+    """
+    import cv2
+
+    from mekit.preprocess.io import reduced_matrix
+
+    m = reduced_matrix(m_full, reduce)
+    scale = math.sqrt(abs(float(np.linalg.det(m[:, :2]))))
+    src = img
+    while scale < 0.5 and min(src.shape[:2]) >= 16:
+        src = cv2.pyrDown(src)
+        m = m @ np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]])  # pyrDown: pixel i sits on source pixel 2i
+        scale *= 2.0
+    return cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+class _Clip:
+    """One clip's frames, decoded on demand and memoised for the few key frames."""
+
+    def __init__(self, row: Mapping[str, Any], timer: _Timer) -> None:
+        self.row = row
+        self.timer = timer
+        self._memo: dict[tuple[int, int], np.ndarray] = {}
+
+    def frame(self, n: int, reduce: int = 1, keep: bool = True) -> np.ndarray:
+        from mekit.preprocess.io import read_frames
+
+        k = (int(n), reduce)
+        img = self._memo.get(k)
+        if img is None:
+            with self.timer("decode"):
+                img = read_frames(self.row, [n], reduce=reduce, rgb=False)[0]
+            if keep:
+                self._memo[k] = img
+        return img
+
+    def frames(self, numbers: Iterable[int], reduce: int) -> Iterator[np.ndarray]:
+        """Decode a run of frames one at a time (streaming keeps memory to one frame)."""
+        from mekit.preprocess.io import read_frames
+
+        nums = [int(n) for n in numbers]
+        if self.row["media"] == "video":  # one sequential decode for the whole run
+            with self.timer("decode"):
+                arr = read_frames(self.row, nums, reduce=reduce, rgb=False)
+            yield from arr
+            return
+        for n in nums:
+            k = (n, reduce)
+            if k in self._memo:
+                yield self._memo[k]
+            else:
+                with self.timer("decode"):
+                    img = read_frames(self.row, [n], reduce=reduce, rgb=False)[0]
+                yield img
+
+
+def _fit(clip: _Clip, cfg: PreprocessConfig, onset: int, offset: int) -> tuple[Any, int]:
+    """Fit the clip's alignment on the onset, else on later frames; (alignment, frame number).
+
+    The fallbacks are five frames spread evenly to the offset (not the apex, so the
+    alignment, and its cache entry, do not depend on the apex annotation).
+    """
+    from mekit.preprocess.face import NoFaceError
+
+    aligner = _aligner(cfg)
+    tried: list[str] = []
+    candidates = [onset]
+    if offset > onset:
+        candidates += np.linspace(onset, offset, 6)[1:].round().astype(int).tolist()
+    for n in dict.fromkeys(candidates):
+        img = clip.frame(n)
+        try:
+            with clip.timer("face"):
+                return aligner.fit(img, name=f"frame {n}"), n
+        except NoFaceError as e:
+            tried.append(str(e))
+    raise NoFaceError(f"no face in any of the {len(tried)} frames tried (onset first): {tried[0]}"
+                      + (f" ... and {len(tried) - 1} more" if len(tried) > 1 else ""))
+
+
+def _process_clip(task: tuple[dict[str, Any], dict[str, Any], dict[str, str], str, bool]) -> dict[str, Any]:
+    """Compute (or reuse) every stage of one clip; returns small metadata, never pixels."""
+    row, cfg_dict, keys, cache_root, fsync = task
+    cfg = _config(cfg_dict)
+    cache = Cache(cache_root, enabled=True, fsync=fsync)
+    timer = _Timer()
+    sid = row["sample_id"]
+    try:
+        meta = _run_clip(row, cfg, keys, cache, timer)
+        return {"sample_id": sid, "ok": True, **meta, "timings": timer.t}
+    except ConfigError:
+        raise  # a bad setting fails every clip: stop the run with the message
+    except MekitError as e:
+        return {"sample_id": sid, "ok": False, "reason": str(e), "timings": timer.t}
+    except Exception as e:  # noqa: BLE001 - one bad clip never sinks the run
+        log.warning("sample %s failed: %s: %s", sid, type(e).__name__, e,
+                    exc_info=log.isEnabledFor(logging.DEBUG))
+        return {"sample_id": sid, "ok": False, "reason": f"{type(e).__name__}: {e}", "timings": timer.t}
+
+
+def _save(cache: Cache, timer: _Timer, stage: str, key: str, sid: str, arrays: dict[str, np.ndarray],
+          meta: dict[str, Any]) -> None:
+    with timer("write"):
+        cache.save(stage, key, sid, arrays, meta)
+
+
+def _load(cache: Cache, timer: _Timer, stage: str, key: str, sid: str) -> tuple[dict, dict] | None:
+    with timer("read"):
+        return cache.load(stage, key, sid)
+
+
+def _run_clip(row: dict[str, Any], cfg: PreprocessConfig, keys: dict[str, str], cache: Cache,
+              timer: _Timer) -> dict[str, Any]:
+    from mekit.preprocess.io import key_frames
+
+    sid = row["sample_id"]
+    computed: list[str] = []
+    if row["media"] == "flow":
+        if "flow" in keys and _load(cache, timer, "flow", keys["flow"], sid) is None:
+            from mekit.preprocess.io import read_flow_image
+
+            with timer("decode"):
+                img = read_flow_image(row["path"])
+            info = {"media": "flow", "onset": 0, "apex": 0, "offset": 0}
+            _save(cache, timer, "flow", keys["flow"], sid, {"flow_image": img}, info)
+            computed.append("flow")
+        return {"media": "flow", "onset": 0, "apex": 0, "offset": 0, "computed": computed}
+
+    onset, apex_ann, offset = key_frames(row)
+    clip = _Clip(row, timer)
+
+    # which products are missing
+    missing = {s: _load(cache, timer, s, keys[s], sid) is None for s in ("flow", "frames") if s in keys}
+
+    # 1. alignment (one per clip)
+    from mekit.preprocess.face import FaceAlignment
+
+    hit = _load(cache, timer, "align", keys["align"], sid)
+    if hit is not None:
+        alignment = FaceAlignment.from_dict(hit[1]["alignment"])
+        fit_frame = int(hit[1]["fit_frame"])
+    else:
+        alignment, fit_frame = _fit(clip, cfg, onset, offset)
+        _save(cache, timer, "align", keys["align"], sid, {},
+              {"alignment": alignment.to_dict(), "fit_frame": fit_frame})
+        computed.append("align")
+    base = {"media": row["media"], "onset": onset, "offset": offset, "apex_annotated": apex_ann,
+            "fit_frame": fit_frame, "face_source": alignment.source}
+    if not any(missing.values()):  # only the alignment was asked for (or the rest is cached)
+        return {**base, "apex": apex_ann, "apex_spotted": None, "computed": computed}
+
+    # Each stage picks its decoding scale from its own output size, so a stage's pixels depend
+    # only on the parameters in its cache key.
+    def reduce_for(px: int) -> int:
+        return _choose_reduce(alignment.warp_matrix(px), cfg.decode_reduce, row["media"])
+
+    # 2. apex
+    apex_spotted = None
+    if "apex" in keys:
+        hit = _load(cache, timer, "apex", keys["apex"], sid)
+        if hit is not None:
+            apex_spotted = int(hit[1]["apex"])
+        else:
+            import cv2
+
+            from mekit.preprocess.apex import spot_apex
+
+            m = alignment.warp_matrix(cfg.size)
+            reduce = reduce_for(cfg.size)
+            numbers = list(range(onset, offset + 1))
+            crops = []
+            for img in clip.frames(numbers, reduce):
+                with timer("warp"):
+                    crops.append(cv2.cvtColor(_warp(img, m, reduce, cfg.size), cv2.COLOR_BGR2GRAY))
+            with timer("apex"):
+                idx = spot_apex(np.stack(crops), rois=alignment.rois(cfg.size), **cfg.apex_params)
+            apex_spotted = numbers[int(idx)]
+            del crops
+            _save(cache, timer, "apex", keys["apex"], sid, {}, {"apex": apex_spotted})
+            computed.append("apex")
+    apex = apex_spotted if apex_spotted is not None and (cfg.spot_apex == "always" or apex_ann is None) \
+        else apex_ann
+    if apex is None:  # no apex and none needed (no flow, sampling ignores it): the middle frame
+        apex = (onset + offset) // 2
+    info = {**base, "apex": apex, "apex_spotted": apex_spotted}
+
+    # 3. flow
+    if missing.get("flow"):
+        info["reduce"] = reduce_for(cfg.size)
+        _flow_stage(clip, cfg, alignment, info["reduce"], keys["flow"], cache, timer, info)
+        computed.append("flow")
+
+    # 4. frames
+    if missing.get("frames"):
+        info["frames_reduce"] = reduce_for(cfg.frame_size)
+        _frames_stage(clip, cfg, alignment, info["frames_reduce"], keys["frames"], cache, timer, info)
+        computed.append("frames")
+    return {**info, "computed": computed}
+
+
+def _rois_arrays(alignment: Any, size: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+    rois = alignment.rois(size)
+    names = list(rois)
+    boxes = np.array([rois[n] for n in names], dtype=np.int32).reshape(-1, 4)
+    lm = alignment.landmarks_px(size)
+    lm = np.zeros((0, 2), np.float32) if lm is None else np.asarray(lm, np.float32)
+    return boxes, names, lm
+
+
+def _flow_stage(clip: _Clip, cfg: PreprocessConfig, alignment: Any, reduce: int, key: str, cache: Cache,
+                timer: _Timer, info: dict[str, Any]) -> None:
+    import cv2
+
+    from mekit.preprocess.flow import compute_flow, optical_strain
+
+    m = alignment.warp_matrix(cfg.size)
+    arrays: dict[str, np.ndarray] = {}
+    grey: dict[str, np.ndarray] = {}
+    for name in ("onset", "apex", "offset"):
+        img = clip.frame(info[name], reduce)
+        with timer("warp"):
+            crop = _warp(img, m, reduce, cfg.size)
+            arrays[name] = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+            grey[name] = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    for pair in cfg.pairs:
+        a, b = pair.split("_")
+        with timer("flow"):
+            f = compute_flow(grey[a], grey[b], cfg.flow, **cfg.flow_params)
+            arrays[f"uv_{pair}"] = f
+            if cfg.strain:
+                arrays[f"strain_{pair}"] = optical_strain(f)
+    boxes, names, lm = _rois_arrays(alignment, cfg.size)
+    arrays["roi_boxes"], arrays["landmarks"] = boxes, lm
+    _save(cache, timer, "flow", key, clip.row["sample_id"], arrays, {**info, "roi_names": names})
+
+
+def _frames_stage(clip: _Clip, cfg: PreprocessConfig, alignment: Any, reduce: int, key: str, cache: Cache,
+                  timer: _Timer, info: dict[str, Any]) -> None:
+    import cv2
+
+    s = dict(cfg.sampling or {})
+    method = s.pop("method")
+    onset, offset, apex = info["onset"], info["offset"], info["apex"]
+    m = alignment.warp_matrix(cfg.frame_size)
+    all_numbers = list(range(onset, offset + 1))
+    if method in ("all", "interpolate") or cfg.magnify:
+        decode = all_numbers
+    else:
+        from mekit.preprocess.temporal import sample_frames
+
+        decode = [int(n) for n in sample_frames(method, onset, apex, offset, **s)]
+    # decode each distinct frame once (samplers repeat frames of short clips)
+    uniq = list(dict.fromkeys(decode))
+    pos = {n: i for i, n in enumerate(uniq)}
+    stack = np.empty((len(uniq), cfg.frame_size, cfg.frame_size, 3), np.uint8)
+    for i, img in enumerate(clip.frames(uniq, reduce)):
+        with timer("warp"):
+            stack[i] = cv2.cvtColor(_warp(img, m, reduce, cfg.frame_size), cv2.COLOR_BGR2RGB)
+    with timer("frames"):
+        if cfg.magnify:
+            from mekit.preprocess.magnify import magnify
+
+            fps = clip.row.get("fps")
+            if fps is None:
+                raise DataError(f"sample {clip.row['sample_id']}: magnification needs the clip's frame "
+                                "rate, and the table has none", expected="an fps value")
+            mag = magnify(stack, float(fps), **cfg.magnify)
+            stack = np.clip(np.rint(np.asarray(mag, dtype=np.float32)), 0, 255).astype(np.uint8) \
+                if np.asarray(mag).dtype != np.uint8 else np.asarray(mag)
+        if method == "interpolate":
+            from mekit.preprocess.temporal import interpolate
+
+            n = int(s["n"])
+            frames = interpolate(stack, n)
+            numbers = (onset + np.arange(n) * (offset - onset) / max(n - 1, 1)).astype(np.float64)
+        elif method == "all":
+            frames, numbers = stack, np.asarray(all_numbers, dtype=np.int64)
+        else:
+            if cfg.magnify:
+                from mekit.preprocess.temporal import sample_frames
+
+                decode = [int(n) for n in sample_frames(method, onset, apex, offset, **s)]
+            frames = stack[[pos[n] for n in decode]]
+            numbers = np.asarray(decode, dtype=np.int64)
+    boxes, names, lm = _rois_arrays(alignment, cfg.frame_size)
+    _save(cache, timer, "frames", key, clip.row["sample_id"],
+          {"frames": frames, "frame_numbers": numbers, "roi_boxes": boxes, "landmarks": lm},
+          {**info, "roi_names": names})
+
+
+# ---------------------------------------------------------------------------------------
+# the result
+# ---------------------------------------------------------------------------------------
+class PreprocessResult:
+    """What :func:`preprocess` produced, read lazily from the cache by sample id.
+
+    ``result[sample_id]`` is a dict:
+
+    - ``'onset'``, ``'apex'``, ``'offset'``: aligned RGB crops ``uint8[size, size, 3]``;
+    - ``'flow'``: the u/v/strain stack ``float32[3, s, s]`` at the first of ``stack_sizes``, and
+      ``'flow_<s>'`` at each size; ``'flow_apex_offset'`` (and ``_<s>``) when that pair is asked;
+      two channels (u, v) when ``strain`` is off;
+    - ``'uv_onset_apex'`` (``float32[size, size, 2]``, crop pixels) and ``'strain_onset_apex'``
+      (``float32[size, size]``): the raw flow and strain (likewise for ``apex_offset``);
+    - ``'landmarks'`` (``float32[N, 2]``, crop pixels; empty without a mesh) and ``'rois'``
+      (name -> ``(x0, y0, x1, y1)`` in crop pixels, exclusive ends);
+    - ``'frames'`` (``uint8[T, frame_size, frame_size, 3]`` RGB), ``'frame_numbers'``,
+      ``'frame_landmarks'``, ``'frame_rois'``, when sampling is on;
+    - ``'onset_frame'``, ``'apex_frame'``, ``'offset_frame'``: the frame numbers used.
+
+    For a flow-image sample only the ``'flow'`` stacks are present (resized from the image).
+    Nothing is held in memory beyond one sample at a time.
+    """
+
+    def __init__(self, config: PreprocessConfig, cache: Cache, keys: dict[str, dict[str, str]],
+                 meta: dict[str, dict[str, Any]], skipped: dict[str, str], timings: dict[str, float],
+                 order: list[str]) -> None:
+        self.config = config
+        self.cache = cache
+        self._keys = keys
+        self.meta = meta
+        self.skipped = skipped
+        self.timings = timings
+        self.sample_ids = [s for s in order if s in meta]
+        self._cleanup: Any = None
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.sample_ids)
+
+    def __contains__(self, sample_id: object) -> bool:
+        return sample_id in self.meta
+
+    def __repr__(self) -> str:
+        return (f"PreprocessResult({len(self)} samples, {len(self.skipped)} skipped, "
+                f"{self.n_computed} computed, {self.n_cached} from cache)")
+
+    @property
+    def n_computed(self) -> int:
+        """Samples for which at least one stage was computed in this run."""
+        return sum(1 for m in self.meta.values() if m.get("computed"))
+
+    @property
+    def n_cached(self) -> int:
+        """Samples served entirely from the cache."""
+        return len(self.meta) - self.n_computed
+
+    def _entry(self, stage: str, sid: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        hit = self.cache.load(stage, self._keys[sid][stage], sid)
+        if hit is None:
+            raise DataError(f"sample {sid}: its {stage} cache entry in {self.cache.root} is gone or corrupt",
+                            expected="run preprocess again to recompute it")
+        return hit
+
+    def __getitem__(self, sample_id: str) -> dict[str, Any]:
+        if sample_id in self.skipped:
+            raise KeyError(f"{sample_id} was skipped: {self.skipped[sample_id]}")
+        if sample_id not in self.meta:
+            raise KeyError(f"{sample_id} is not in this preprocessing result")
+        cfg = self.config
+        m = self.meta[sample_id]
+        keys = self._keys[sample_id]
+        out: dict[str, Any] = {"onset_frame": m.get("onset"), "apex_frame": m.get("apex"),
+                               "offset_frame": m.get("offset")}
+        if "flow" in keys:
+            arrays, meta = self._entry("flow", sample_id)
+            if "flow_image" in arrays:
+                self._flow_image_stacks(arrays["flow_image"], out)
+            else:
+                self._flow_stacks(arrays, meta, out)
+        if "frames" in keys:
+            arrays, meta = self._entry("frames", sample_id)
+            out["frames"] = arrays["frames"]
+            out["frame_numbers"] = arrays["frame_numbers"]
+            out["frame_landmarks"] = arrays["landmarks"]
+            out["frame_rois"] = {n: tuple(int(v) for v in b) for n, b in zip(meta["roi_names"], arrays["roi_boxes"])}
+        if "flow" not in keys and "frames" not in keys and "align" in keys:
+            from mekit.preprocess.face import FaceAlignment
+
+            _, meta = self._entry("align", sample_id)
+            al = FaceAlignment.from_dict(meta["alignment"])
+            lm = al.landmarks_px(cfg.size)
+            out["landmarks"] = np.zeros((0, 2), np.float32) if lm is None else lm.astype(np.float32)
+            out["rois"] = al.rois(cfg.size)
+        return out
+
+    def _flow_stacks(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], out: dict[str, Any]) -> None:
+        from mekit.preprocess.flow import flow_stack
+
+        cfg = self.config
+        for name in ("onset", "apex", "offset"):
+            out[name] = arrays[name]
+        out["landmarks"] = arrays["landmarks"]
+        out["rois"] = {n: tuple(int(v) for v in b) for n, b in zip(meta["roi_names"], arrays["roi_boxes"])}
+        for pair in cfg.pairs:
+            f = arrays[f"uv_{pair}"]
+            st = arrays.get(f"strain_{pair}")
+            out[f"uv_{pair}"] = f
+            if st is not None:
+                out[f"strain_{pair}"] = st
+            name = "flow" if pair == "onset_apex" else f"flow_{pair}"
+            for s in cfg.stack_sizes:
+                stk = flow_stack(f, st, s, normalise=cfg.normalise)
+                out[f"{name}_{s}"] = stk if cfg.strain else stk[:2]
+            out[name] = out[f"{name}_{cfg.stack_sizes[0]}"]
+
+    def _flow_image_stacks(self, img: np.ndarray, out: dict[str, Any]) -> None:
+        import cv2
+
+        for s in self.config.stack_sizes:
+            hwc = img.transpose(1, 2, 0)
+            interp = cv2.INTER_AREA if s < min(hwc.shape[:2]) else cv2.INTER_LINEAR
+            out[f"flow_{s}"] = np.ascontiguousarray(
+                cv2.resize(hwc, (s, s), interpolation=interp).transpose(2, 0, 1), dtype=np.float32)
+        out["flow"] = out[f"flow_{self.config.stack_sizes[0]}"]
+
+    def stack(self, name: str, sample_ids: Iterable[str] | None = None) -> np.ndarray:
+        """One array stacked over samples (in the order given; default all done samples).
+
+        E.g. ``result.stack('flow', ids)`` -> ``float32[N, 3, 28, 28]`` for a model.
+        """
+        ids = list(self.sample_ids if sample_ids is None else sample_ids)
+        if not ids:
+            raise ValueError("no samples to stack")
+        items = []
+        for sid in ids:
+            d = self[sid]
+            if name not in d:
+                raise KeyError(f"{name!r} is not produced by this configuration; available: "
+                               f"{sorted(k for k, v in d.items() if isinstance(v, np.ndarray))}")
+            items.append(d[name])
+        return np.stack(items)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, skipped samples with reasons, and time per stage (seconds summed over workers)."""
+        return {"clips": len(self.meta) + len(self.skipped), "done": len(self.meta),
+                "computed": self.n_computed, "cached": self.n_cached, "skipped": dict(self.skipped),
+                "timings": dict(self.timings), "cache": str(self.cache.root)}
+
+    def close(self) -> None:
+        """Remove a temporary result folder (only when the cache was off)."""
+        if self._cleanup is not None:
+            self._cleanup()
+
+
+# ---------------------------------------------------------------------------------------
+# the driver
+# ---------------------------------------------------------------------------------------
+def _on_clip_done(meta: dict[str, Any]) -> None:
+    """Called in the parent after each clip finishes (a seam for progress hooks and tests)."""
+
+
+def preprocess(table: Any, config: PreprocessConfig | Mapping[str, Any] | None = None,
+               progress: bool = True) -> PreprocessResult:
+    """Align, spot, compute flow/strain and sample frames for every clip of ``table``; cached.
+
+    ``config`` is a :class:`PreprocessConfig` or a mapping of its fields. Clips that fail are
+    listed in ``result.skipped`` (sample id -> reason) and the rest go on; a
+    :class:`~mekit.errors.ConfigError` (a setting every clip would fail on) stops the run.
+    ``progress`` shows a progress bar on stderr while clips are computed.
+    """
+    cfg = config if isinstance(config, PreprocessConfig) else PreprocessConfig.from_dict(config or {})
+    t_start = time.perf_counter()
+    _check_runtime(cfg)
+    tmpdir = None
+    if cfg.cache:
+        cache = Cache(cfg.cache_dir, enabled=True, fsync=cfg.fsync)
+    else:
+        tmpdir = tempfile.mkdtemp(prefix="mekit-preprocess-")
+        cache = Cache(tmpdir, enabled=True, fsync=False)
+
+    rows = _rows(table)
+    order = [r["sample_id"] for r in rows]
+    timings = dict.fromkeys(TIMING_KEYS, 0.0)
+    keys: dict[str, dict[str, str]] = {}
+    meta: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    todo: list[dict[str, Any]] = []
+
+    # Fast path: clips whose final products are all cached (and verified) need no worker.
+    t0 = time.perf_counter()
+    for row in rows:
+        sid = row["sample_id"]
+        k = keys[sid] = stage_keys(row, cfg)
+        info = None
+        for stage in _final_stages(k):
+            hit = cache.load(stage, k[stage], sid)
+            if hit is None:
+                info = None
+                break
+            info = info or {kk: v for kk, v in hit[1].items()
+                            if kk not in ("stage", "key", "sample_id", "roi_names", "alignment")}
+        if info is not None and k:
+            if row["media"] not in ("image", "flow"):
+                # an entry made from a spotted apex does not depend on the annotation: report today's
+                info["apex_annotated"] = row.get("apex")
+            meta[sid] = {"sample_id": sid, **info, "computed": []}
+        else:
+            todo.append(row)
+    timings["read"] += time.perf_counter() - t0
+
+    if todo:
+        _run(todo, cfg, keys, cache, meta, skipped, timings, progress)
+    timings["total"] = time.perf_counter() - t_start
+    result = PreprocessResult(cfg, cache, keys, meta, skipped, timings, order)
+    if tmpdir is not None:
+        result._cleanup = weakref.finalize(result, shutil.rmtree, tmpdir, True)
+    log.info("preprocessed %d clips (%d computed, %d cached, %d skipped) in %.1f s",
+             len(order), result.n_computed, result.n_cached, len(skipped), timings["total"])
+    return result
+
+
+def _check_runtime(cfg: PreprocessConfig) -> None:
+    """Fail once, before any clip, on settings every clip would fail on (e.g. a flow parameter)."""
+    if cfg.pairs:
+        from mekit.preprocess.flow import compute_flow
+
+        z = np.zeros((16, 16), np.uint8)
+        compute_flow(z, z, cfg.flow, **cfg.flow_params)
+
+
+def _run(todo: list[dict[str, Any]], cfg: PreprocessConfig, keys: dict[str, dict[str, str]], cache: Cache,
+         meta: dict[str, dict[str, Any]], skipped: dict[str, str], timings: dict[str, float],
+         progress: bool) -> None:
+    cfg_dict = cfg.to_dict()
+    tasks = [(row, cfg_dict, keys[row["sample_id"]], str(cache.root), cache.fsync) for row in todo]
+    n_workers = min(cfg.n_workers, len(tasks))
+    pool = None
+    if n_workers > 1:
+        import multiprocessing as mp
+
+        # fork starts workers in milliseconds with mekit, numpy and cv2 already imported, and,
+        # unlike spawn/forkserver, works from a user's script or notebook that has no
+        # `if __name__ == "__main__"` guard. The initializer drops anything that must not cross
+        # a fork (MediaPipe graphs). Created before the progress bar's thread starts. A worker
+        # that still hangs (a lock held by some library thread at the moment of the fork) is
+        # caught by the per-clip timeout below and the remaining clips run in-process.
+        import cv2
+
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)  # inherited by the workers: one OpenCV thread each, the pool is the parallelism
+        try:
+            pool = mp.get_context(method).Pool(n_workers, initializer=_init_worker)
+        finally:
+            cv2.setNumThreads(threads)
+    bar = _progress_bar(progress, len(tasks))
+    try:
+        if pool is not None:
+            results = _watched(pool, tasks, cfg.worker_timeout)
+        else:
+            results = map(_process_clip, tasks)
+        for res in results:
+            sid = res["sample_id"]
+            for k, v in res.pop("timings", {}).items():
+                timings[k] = timings.get(k, 0.0) + v
+            if res.pop("ok"):
+                meta[sid] = res
+            else:
+                skipped[sid] = res["reason"]
+                log.warning("skipped %s: %s", sid, res["reason"])
+            if bar is not None:
+                bar[0].advance(bar[1])
+            _on_clip_done(res)
+    finally:
+        if bar is not None:
+            bar[0].stop()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        else:
+            _close_state()
+
+
+def _watched(pool: Any, tasks: list[tuple], timeout: float) -> Iterator[dict[str, Any]]:
+    """Results from the pool; if no clip finishes for ``timeout`` seconds, the pool is
+    presumed hung: it is terminated and the clips not yet returned run in this process."""
+    import multiprocessing as mp
+
+    pending = {t[0]["sample_id"]: t for t in tasks}
+    it = pool.imap_unordered(_process_clip, tasks, chunksize=1)
+    while pending:
+        try:
+            res = it.next(timeout=timeout)
+        except StopIteration:
+            break
+        except mp.TimeoutError:
+            log.warning("no clip finished in %.0f s: worker processes presumed hung; terminating them and "
+                        "processing the %d remaining clips in this process", timeout, len(pending))
+            pool.terminate()
+            for t in list(pending.values()):
+                yield _process_clip(t)
+            return
+        pending.pop(res["sample_id"], None)
+        yield res
+
+
+def _progress_bar(progress: bool, total: int) -> tuple[Any, Any] | None:
+    if not progress or total < 2:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:  # a pipe or a log file gets no bar
+        return None
+    p = Progress(TextColumn("preprocessing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                 TimeRemainingColumn(), console=console, transient=True)
+    task = p.add_task("clips", total=total)
+    p.start()
+    return p, task
+
+
+__all__ = ["PreprocessConfig", "PreprocessResult", "preprocess", "stage_keys", "STAGE_VERSIONS"]
