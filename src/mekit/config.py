@@ -70,6 +70,8 @@ class OutputConfig:
 class ExperimentConfig:
     name: str = "experiment"
     seed: int = 0
+    #: "classification", or "intensity" (continuous 0-1 intensity regression, see mekit.intensity)
+    task: str = "classification"
     data: DataConfig = field(default_factory=DataConfig)
     preprocess: dict[str, Any] = field(default_factory=dict)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -77,6 +79,12 @@ class ExperimentConfig:
     imbalance: ImbalanceConfig = field(default_factory=ImbalanceConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    #: intensity targets and loss for task "intensity" (source, profile, loss, ...)
+    intensity: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in ("classification", "intensity"):
+            raise ConfigError(f"config.task: {self.task!r}; expected 'classification' or 'intensity'")
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)

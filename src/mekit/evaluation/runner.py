@@ -62,6 +62,10 @@ def build_inputs(table, cfg: ExperimentConfig, progress: bool = True):
         params = dict(cfg.features.params)
         if kind == "clip3d":
             params.setdefault("layout", "clip3d")
+        if kind == "image":
+            meta = MODELS.meta(cfg.model.name)
+            params.setdefault("mean", tuple(meta["mean"]))
+            params.setdefault("std", tuple(meta["std"]))
         return get_input_builder(kind)(table, cfg.preprocess, progress=progress, **params)
     return get_extractor(cfg.features.name)(table, cfg.preprocess, progress=progress, **cfg.features.params)
 

@@ -174,6 +174,16 @@ def flow_input(table, preprocess: dict, progress: bool = True, name: str = "flow
     return FeatureSet(ids, X, dict(res.skipped))
 
 
+def image_input(table, preprocess: dict, progress: bool = True, size: int = 112, which: str = "apex",
+                mean: tuple = (0.0, 0.0, 0.0), std: tuple = (1.0, 1.0, 1.0)) -> FeatureSet:
+    """Face crops [N, 3, size, size] (apex crop of clips, or the image), normalised with the
+    model's mean/std (input kind 'image')."""
+    ids, crops, skipped = face_crops(table, preprocess, progress, which, size)
+    X = crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    X = (X - np.asarray(mean, np.float32).reshape(1, 3, 1, 1)) / np.asarray(std, np.float32).reshape(1, 3, 1, 1)
+    return FeatureSet(ids, np.ascontiguousarray(X), skipped)
+
+
 def pair_input(table, preprocess: dict, progress: bool = True, size: int = 64) -> FeatureSet:
     """Onset and apex crops [N, 2, 3, size, size] in 0..1 for Siamese models (input kind 'pair')."""
     ids_o, on, sk = face_crops(table, preprocess, progress, "onset", size)
