@@ -24,12 +24,21 @@ if sys.version_info[:2] != (3, 11):
 PY
 
 [ -x "$venv/bin/python" ] || "$python_bin" -m venv "$venv"
-pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 c=(-c "$here/scripts/constraints.txt")
+pip_install() {
+    # Quiet, minus the one-line notices some pip configurations print for every absent
+    # mirror folder; a failing pip stops the install with its full message.
+    local log rc=0
+    log=$(mktemp)
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" >"$log" 2>&1 || rc=$?
+    grep -v "is ignored: it is neither a file nor a directory" "$log" >&2 || true
+    rm -f "$log"
+    return "$rc"
+}
 
-"${pip[@]}" "torch==2.13.0"
-"${pip[@]}" "${c[@]}" --no-deps "mediapipe==0.10.21"
-"${pip[@]}" "${c[@]}" -e "$here$extras"
+pip_install "torch==2.13.0"
+pip_install "${c[@]}" --no-deps "mediapipe==0.10.21"
+pip_install "${c[@]}" -e "$here$extras"
 
 if "$venv/bin/python" -m pip list 2>/dev/null | grep -qi '^nvidia-'; then
     echo "error: nvidia-* packages were installed; mekit must stay on the CPU-only torch:" >&2
