@@ -35,8 +35,11 @@ corner), so ``left_eye`` appears on the right half of an unmirrored image.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -253,6 +256,30 @@ class _Detection:
     score: float = 1.0
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr(active: bool = True):
+    """Silence native (C++) stderr while a MediaPipe graph starts and first runs: TFLite and
+    absl print INFO/W lines there that no environment variable or Python logger controls.
+    Only the first call of each graph is wrapped, so later warnings still show."""
+    if not active:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. captured by a test runner)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 @dataclass
 class FaceAligner:
     """Finds the face in a frame and returns the :class:`FaceAlignment` for its clip.
@@ -273,6 +300,7 @@ class FaceAligner:
     refine: bool = False  # 478 points (irises) instead of 468
     min_confidence: float = 0.5
     _mp: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _mp_warm: set[str] = field(default_factory=set, init=False, repr=False)
     _cv: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _mp_error: str | None = field(default=None, init=False, repr=False)
 
@@ -295,6 +323,7 @@ class FaceAligner:
             except Exception:  # noqa: BLE001 - closing twice or a half-built graph is harmless
                 pass
         self._mp.clear()
+        self._mp_warm.clear()
 
     def __enter__(self) -> FaceAligner:
         return self
@@ -433,6 +462,12 @@ class FaceAligner:
                                   f"(the last release bundling face models); import failed: {exc}") from None
             log.warning("mediapipe is unavailable (%s): no BlazeFace detection or face mesh", exc)
             return None
+        with _quiet_native_stderr():
+            obj = self._new_graph(solutions, kind)
+        self._mp[kind] = obj
+        return obj
+
+    def _new_graph(self, solutions: Any, kind: str) -> Any:
         if kind == "mesh":
             obj = solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                                refine_landmarks=self.refine,
@@ -440,7 +475,6 @@ class FaceAligner:
         else:
             obj = solutions.face_detection.FaceDetection(model_selection=int(kind[-1]),
                                                          min_detection_confidence=self.min_confidence)
-        self._mp[kind] = obj
         return obj
 
     def _detect_mediapipe(self, rgb: np.ndarray) -> _Detection | None:
@@ -451,7 +485,9 @@ class FaceAligner:
             fd = self._mediapipe(kind)
             if fd is None:
                 return None
-            res = fd.process(rgb)
+            with _quiet_native_stderr(kind not in self._mp_warm):
+                res = fd.process(rgb)
+            self._mp_warm.add(kind)
             if not res.detections:
                 continue
             best = max(res.detections, key=lambda d: d.score[0] * _area(d))
@@ -507,7 +543,9 @@ class FaceAligner:
             img = np.ascontiguousarray(rgb[y0:y1, x0:x1])
             if img.shape[0] < 16 or img.shape[1] < 16:
                 return None
-        res = fm.process(img)
+        with _quiet_native_stderr("mesh" not in self._mp_warm):
+            res = fm.process(img)
+        self._mp_warm.add("mesh")
         if not res.multi_face_landmarks:
             return None
         ih, iw = img.shape[:2]
