@@ -130,7 +130,9 @@ def frozen_cnn_features(table, preprocess: dict, progress: bool = True, backbone
     params = {"backbone": backbone, "weights": weights, "which": which, "size": size, "crop_size": crop_size,
               "preprocess": preprocess}
     key = param_key("frozen_cnn", params)
-    cache = Cache()
+    # Honour the preprocessing cache switch: one-off inputs (mekit predict) name files, not
+    # stable clips, and must not reuse another file's embedding under the same sample id.
+    cache = Cache(enabled=bool((preprocess or {}).get("cache", True)))
     ids_all = table.sample_ids
     feats: dict[str, np.ndarray] = {}
     for sid in ids_all:

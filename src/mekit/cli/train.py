@@ -1,0 +1,29 @@
+"""`mekit train`: fit a config's model on its whole dataset into one bundle file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mekit.cli.main import app
+
+
+@app.command()
+def train(overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. model.name=ststnet"),
+          config: Path = typer.Option(..., "--config", "-c", help="experiment YAML (see configs/)"),
+          out: Path = typer.Option(None, "--out", "-o", help="bundle file to write (default <name>.mekit)")) -> None:
+    """Train on every subject of the config's dataset and write a .mekit bundle for `mekit predict`.
+
+    Model selection is the model's own (inner subject-grouped CV or early stopping on an inner
+    validation split of subjects); `mekit evaluate` is how to estimate its accuracy on new subjects.
+    """
+    from rich.console import Console
+
+    from mekit.cli.common import parse_overrides
+    from mekit.config import load_config
+    from mekit.engine.predict import train_bundle
+
+    cfg = load_config(config, parse_overrides(overrides))
+    path = train_bundle(cfg, out or Path(f"{cfg.name}.mekit"))
+    Console().print(f"[bold]{cfg.name}[/]: {cfg.model.name} trained on all of {cfg.data.loader}; bundle: {path}")
