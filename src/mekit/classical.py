@@ -25,9 +25,7 @@ def _logreg(class_weight=None, seed=0, **kw):
 
 
 def _svm(class_weight=None, seed=0, **kw):
-    from sklearn.svm import SVC
-
-    return SVC(probability=True, class_weight=class_weight, random_state=seed, **{"kernel": "linear", **kw})
+    return SoftmaxSVC(class_weight=class_weight, random_state=seed, **kw)
 
 
 def _rf(class_weight=None, seed=0, **kw):
@@ -44,7 +42,44 @@ def _gbm(class_weight=None, seed=0, **kw):
                           **{"n_estimators": 200, "learning_rate": 0.05, **kw})
 
 
-class FlamlClassifier:
+def _sk_bases():
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    return ClassifierMixin, BaseEstimator
+
+
+class SoftmaxSVC(*_sk_bases()):
+    """An SVM whose class scores are a softmax of its one-vs-rest margins.
+
+    SVC(probability=True) is deprecated in scikit-learn 1.9, and calibrating with an inner CV
+    fails on the tiny per-class counts of LOSO folds. The softmax of margins is not a calibrated
+    probability, but its argmax is the SVM's own decision, which is what the metrics score.
+    """
+
+    def __init__(self, C: float = 1.0, kernel: str = "linear", gamma: Any = "scale",
+                 class_weight: Any = None, random_state: int = 0) -> None:
+        self.C, self.kernel, self.gamma, self.class_weight, self.random_state = C, kernel, gamma, class_weight, random_state
+
+    def fit(self, X, y):
+        from sklearn.svm import SVC
+
+        self.svc_ = SVC(C=self.C, kernel=self.kernel, gamma=self.gamma, class_weight=self.class_weight,
+                        decision_function_shape="ovr", random_state=self.random_state).fit(X, y)
+        self.classes_ = self.svc_.classes_
+        return self
+
+    def predict_proba(self, X):
+        d = self.svc_.decision_function(X)
+        if d.ndim == 1:  # binary: one margin, positive for classes_[1]
+            d = np.stack([-d, d], axis=1) / 2.0
+        e = np.exp(d - d.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+
+class FlamlClassifier(*_sk_bases()):
     """FLAML AutoML as a scikit-learn classifier.
 
     FLAML searches learners and hyper-parameters with its own cross-validation; it is given
@@ -52,7 +87,10 @@ class FlamlClassifier:
     subject, and it never sees the held-out fold (it is fitted inside a fold like any step).
     """
 
-    def __init__(self, time_budget: float = 30.0, metric: str = "macro_f1", estimator_list: Any = "auto",
+    # xgboost is left out of the default search: it refuses inner folds that miss a class
+    # ("Expected [0 1 2], got [0 1 3]"), which LOSO on small corpora produces routinely.
+    def __init__(self, time_budget: float = 30.0, metric: str = "macro_f1",
+                 estimator_list: Any = ("lgbm", "rf", "extra_tree"),
                  n_splits: int = 5, class_weight=None, seed: int = 0, **kw: Any) -> None:
         self.time_budget, self.metric, self.estimator_list = time_budget, metric, estimator_list
         self.n_splits, self.class_weight, self.seed, self.kw = n_splits, class_weight, seed, kw
@@ -66,6 +104,9 @@ class FlamlClassifier:
             setattr(self, k, v)
         return self
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "automl_")
+
     def fit(self, X, y, groups=None):
         import logging as _logging
 
@@ -78,7 +119,8 @@ class FlamlClassifier:
             split = {"groups": np.asarray(groups), "split_type": "group", "eval_method": "cv",
                      "n_splits": min(self.n_splits, len(np.unique(groups)))}
         self.automl_.fit(np.asarray(X), np.asarray(y), task="classification", metric=self.metric,
-                         time_budget=self.time_budget, estimator_list=self.estimator_list, seed=self.seed,
+                         time_budget=self.time_budget, estimator_list=list(self.estimator_list)
+                         if not isinstance(self.estimator_list, str) else self.estimator_list, seed=self.seed,
                          verbose=0, n_jobs=1, **split, **self.kw)
         self.classes_ = np.asarray(self.automl_.classes_)
         return self
@@ -95,7 +137,8 @@ def _flaml(class_weight=None, seed=0, **kw):
 
 
 CLASSIFIERS.add("logreg", _logreg, help="logistic regression", grid={"C": [0.01, 0.1, 1.0, 10.0]})
-CLASSIFIERS.add("svm", _svm, help="support vector machine (linear by default)", grid={"C": [0.01, 0.1, 1.0, 10.0]})
+CLASSIFIERS.add("svm", _svm, help="support vector machine (linear by default); scores via softmax of margins",
+                grid={"C": [0.01, 0.1, 1.0, 10.0]})
 CLASSIFIERS.add("random_forest", _rf, help="random forest", grid={})
 CLASSIFIERS.add("gbm", _gbm, help="LightGBM gradient boosting", grid={})
 CLASSIFIERS.add("flaml", _flaml, help="FLAML AutoML (subject-grouped inner CV; time_budget seconds per fold)",
@@ -149,14 +192,15 @@ class ClassicalModel:
         pipe = build_pipeline(self.classifier, **self.kw)
         n_groups = len(np.unique(groups))
         if self.grid and n_groups >= 2 and len(np.unique(y)) > 1:
-            grid = {f"clf__{k}": list(v) for k, v in self.grid.items()}
+            prefix = "clf__" + CLASSIFIERS.meta(self.classifier).get("param_prefix", "")
+            grid = {f"{prefix}{k}": list(v) for k, v in self.grid.items()}
             cv = GroupKFold(n_splits=min(self.inner_folds, n_groups))
             search = GridSearchCV(pipe, grid, scoring="f1_macro", cv=cv, n_jobs=1, error_score=0.0)
             search.fit(X, y, groups=groups)
             self.model_ = search.best_estimator_
             self.selection_ = {"method": f"inner {cv.get_n_splits()}-fold subject-grouped CV on the "
                                          "training subjects only (macro F1)",
-                               "chosen": {k.removeprefix("clf__"): v for k, v in search.best_params_.items()}}
+                               "chosen": {k.removeprefix(prefix): v for k, v in search.best_params_.items()}}
         elif CLASSIFIERS.meta(self.classifier).get("groups"):
             self.model_ = pipe.fit(X, y, clf__groups=None if self.kw.get("sampler") else groups)
             self.selection_ = {"method": "FLAML AutoML with subject-grouped inner CV on the training subjects",

@@ -21,6 +21,11 @@ def _run(config: Path | None, overrides: list[str] | None, out: Path | None, def
     path = config or Path(str(resources.files("mekit") / "configs" / "run_default.yaml"))
     cfg = load_config(path, parse_overrides(overrides))
     out_dir = out or Path(cfg.output.dir or Path(default_out) / cfg.name)
+    if cfg.task == "intensity":
+        from mekit.intensity.runner import run_intensity, summary_line
+
+        Console().print(summary_line(run_intensity(cfg, out_dir)) + f"\nreport: {out_dir / 'report.md'}")
+        return
     res = run_experiment(cfg, out_dir)
     m = res.metrics
     con = Console()

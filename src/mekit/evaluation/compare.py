@@ -23,25 +23,34 @@ def load_run(run_dir: str | Path) -> dict:
 
 
 def compare_runs(run_dirs: list[str | Path], baseline: str | None = None) -> pd.DataFrame:
-    """Rows: runs (named by folder); columns: metrics, CI bounds where present, and
-    ``d_<metric>`` deltas against ``baseline`` (a folder name; default the first run)."""
+    """Rows: runs (named by folder); columns: protocol (``(LEAKY)`` appended to a sample-level
+    split) and a ``leaky`` flag, metrics, CI bounds and mean ± std over seeds where present,
+    and ``d_<metric>`` deltas against ``baseline`` (a folder name; default the first run)."""
     if not run_dirs:
         raise DataError("no run folders given")
     rows = []
-    for d in run_dirs:
+    names = [Path(d).name for d in run_dirs]
+    for i, d in enumerate(run_dirs):
         m = load_run(d)
-        r = {"run": Path(d).name, "protocol": m.get("protocol", "") + (" (LEAKY)" if m.get("leaky") else ""),
-             "n": m.get("n_samples")}
+        # two folders of the same name (runs/a/exp, runs/b/exp) are told apart by their parent
+        name = names[i] if names.count(names[i]) == 1 else f"{Path(d).parent.name}/{names[i]}"
+        r = {"run": name, "protocol": m.get("protocol", "") + (" (LEAKY)" if m.get("leaky") else ""),
+             "leaky": bool(m.get("leaky", False)), "n": m.get("n_samples")}
         for k in METRICS:
             r[k] = m.get(k)
             ci = m.get("bootstrap_ci95", {}).get(k)
             if ci:
                 r[f"{k}_ci"] = f"{ci[0]:.3f}-{ci[1]:.3f}"
+        seeds = m.get("over_seeds", {}).get("uf1")
+        if seeds:
+            r["uf1_seeds"] = f"{seeds['mean']:.3f} ± {seeds['std']:.3f} (n={len(m.get('seeds', []))})"
         t = m.get("timing_s", {}).get("total")
         if t is not None:
             r["time_s"] = t
         rows.append(r)
     df = pd.DataFrame(rows).set_index("run")
+    if df.index.has_duplicates:
+        raise DataError(f"run folders must have distinct names; got {list(df.index)}")
     base = baseline or df.index[0]
     if base not in df.index:
         raise DataError(f"baseline {base!r} is not one of the runs {list(df.index)}")
@@ -59,4 +68,8 @@ def to_markdown(df: pd.DataFrame) -> str:
         cells = [str(run)] + [f"{v:+.3f}" if c.startswith("d_") and isinstance(v, float) else
                               f"{v:.3f}" if isinstance(v, float) else str(v) for c, v in r.items()]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + f"\n\nDeltas (d_*) are against `{df.attrs.get('baseline')}`.\n"
+    note = f"\n\nDeltas (d_*) are against `{df.attrs.get('baseline')}`.\n"
+    if "leaky" in df and df["leaky"].any():
+        note += ("\nRuns marked LEAKY used a sample-level split (the same subjects in training and test); "
+                 "their numbers are not comparable with subject-independent protocols.\n")
+    return "\n".join(lines) + note

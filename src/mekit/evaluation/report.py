@@ -16,9 +16,27 @@ import pandas as pd
 
 from mekit.evaluation.metrics import breakdown, classification_metrics, subject_bootstrap
 
-SELECTION_STATEMENT = ("Model selection used only the training subjects of each fold "
-                       "(inner subject-grouped CV or a fixed budget); held-out subjects were never seen "
-                       "by any fitted step (scaling, PCA, resampling, class weights, hyper-parameters).")
+SELECTION_STATEMENT = ("Model selection (hyper-parameters by inner subject-grouped CV, the early-stopping epoch "
+                       "on an inner validation split of training subjects, or a fixed budget) used only the "
+                       "training subjects of each fold; held-out subjects were never seen by any fitted step "
+                       "(scaling, PCA, resampling, class weights, hyper-parameters, early stopping).")
+
+#: the same statement for the leaky sample-level split, where it would be false as written
+SELECTION_STATEMENT_LEAKY = ("Model selection (inner CV, early stopping or a fixed budget) used only the training "
+                             "samples of each fold and no fitted step saw a held-out sample; but this protocol "
+                             "splits samples, not subjects, so the held-out SUBJECTS were seen in training "
+                             "(other samples of the same people).")
+
+
+def selection_summary(selections: list[dict]) -> dict[str, dict[str, int]]:
+    """How often each selection method was used and each choice made, over all folds and seeds:
+    ``{"methods": {method: n_folds}, "chosen": {"C=0.1": n_folds, ...}}``."""
+    from collections import Counter
+
+    methods = Counter(str(s.get("method", "unknown")) for s in selections)
+    chosen = Counter(", ".join(f"{k}={v}" for k, v in sorted(s.get("chosen", {}).items()) if k != "val_uf1") or "-"
+                     for s in selections)
+    return {"methods": dict(methods.most_common()), "chosen": dict(chosen.most_common())}
 
 
 def summarise(pred: pd.DataFrame, classes: list[str], protocol, cfg, selections: list[dict]) -> dict[str, Any]:
@@ -42,8 +60,9 @@ def summarise(pred: pd.DataFrame, classes: list[str], protocol, cfg, selections:
     if first["dataset"].nunique() > 1:
         m["per_dataset"] = breakdown(first, "dataset", classes)
     if m["n_subjects"] >= 3 and not protocol.leaky:
-        m["bootstrap_ci95"] = subject_bootstrap(first, classes, n_boot=300, seed=0)
-    m["model_selection"] = SELECTION_STATEMENT
+        m["bootstrap_ci95"] = subject_bootstrap(first, classes, n_boot=1000, seed=0)
+    m["model_selection"] = SELECTION_STATEMENT_LEAKY if protocol.leaky else SELECTION_STATEMENT
+    m["selection_summary"] = selection_summary(selections)
     m["selection_per_fold"] = selections
     m["method"] = {"features": cfg.features.name, "model": cfg.model.name,
                    "class_weight": cfg.imbalance.class_weight, "sampler": cfg.imbalance.sampler}
@@ -63,10 +82,15 @@ def environment(seed: int) -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                                 cwd=Path(__file__).resolve().parent).stdout.strip() or None
+        # a commit hash alone misleads when the working tree had uncommitted changes
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                    text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+                     ) if commit else None
     except (OSError, subprocess.SubprocessError):
-        commit = None
+        commit, dirty = None, None
     return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": pkgs,
-            "seed": seed, "git_commit": commit, "created": datetime.now(timezone.utc).isoformat()}
+            "seed": seed, "git_commit": commit, "git_dirty": dirty,
+            "created": datetime.now(timezone.utc).isoformat()}
 
 
 def _plots(m: dict, out: Path) -> list[str]:
@@ -140,8 +164,15 @@ def markdown(m: dict, cfg) -> str:
         lines += ["", "| corpus | n | UF1 | UAR | accuracy |", "|---|---|---|---|---|"]
         for d, v in m["per_dataset"].items():
             lines.append(f"| {d} | {v['n']} | {v['uf1']:.3f} | {v['uar']:.3f} | {v['accuracy']:.3f} |")
-    lines += ["", f"**Model selection.** {m['model_selection']}", "",
-              "![confusion](confusion_matrix.png)", "", "![per class](per_class.png)", ""]
+    lines += ["", f"**Model selection.** {m['model_selection']}"]
+    summ = m.get("selection_summary")
+    if summ:
+        methods = "; ".join(f"{k} ({v} folds)" for k, v in summ["methods"].items())
+        chosen = ", ".join(f"{k} ({v})" for k, v in list(summ["chosen"].items())[:8])
+        lines += ["", f"Per fold: {methods}. Chosen: {chosen}."]
+    lines.append("")
+    if m.get("figures"):  # only link figures that were written (output.plots)
+        lines += ["![confusion](confusion_matrix.png)", "", "![per class](per_class.png)", ""]
     if m.get("skipped"):
         lines += [f"{len(m['skipped'])} samples were skipped during preprocessing (see metrics.json).", ""]
     return "\n".join(lines)

@@ -56,17 +56,20 @@ def build_inputs(table, cfg: ExperimentConfig, progress: bool = True):
     from mekit.features import get_extractor, get_input_builder
 
     if is_neural(cfg.model.name):
+        from mekit.features import INPUTS
         from mekit.models import MODELS
 
         kind = MODELS.meta(cfg.model.name)["input"]
+        # features.name may pick another registered input builder (e.g. hsv_flow for resnet18_flow)
+        builder = cfg.features.name if cfg.features.name in INPUTS else kind
         params = dict(cfg.features.params)
         if kind == "clip3d":
             params.setdefault("layout", "clip3d")
-        if kind == "image":
+        if kind == "image" or builder == "hsv_flow":
             meta = MODELS.meta(cfg.model.name)
             params.setdefault("mean", tuple(meta["mean"]))
             params.setdefault("std", tuple(meta["std"]))
-        return get_input_builder(kind)(table, cfg.preprocess, progress=progress, **params)
+        return get_input_builder(builder)(table, cfg.preprocess, progress=progress, **params)
     return get_extractor(cfg.features.name)(table, cfg.preprocess, progress=progress, **cfg.features.params)
 
 
@@ -81,6 +84,30 @@ def make_model(cfg: ExperimentConfig, seed: int, checkpoint_dir: Path | None = N
 
     return make_classical({"classifier": cfg.model.name, **cfg.model.params}, cfg.imbalance.class_weight,
                           cfg.imbalance.sampler, cfg.imbalance.sampler_params, seed)
+
+
+#: training matrices up to this many values are fitted with BLAS/OpenMP limited to one thread.
+#: Measured on a 2-core machine shared with other jobs: a LogisticRegression fit on 30 x 4
+#: values took 40 ms with two OpenBLAS threads and 3 ms with one, and SMOTE's neighbour search
+#: 50 ms and 1.5 ms; the classical steps here run one after another (n_jobs=1), so thread
+#: start-up and contention dominate small fits. Large matrices keep the libraries' defaults.
+SMALL_FIT = 2_000_000
+
+
+def _fit_threads(cfg: ExperimentConfig, n_values: int):
+    """A context limiting native thread pools for a small classical fit (a no-op otherwise;
+    neural models set their own torch thread count through ``model.params.threads``)."""
+    import contextlib
+
+    if n_values > SMALL_FIT or is_neural(cfg.model.name):
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+#: predictions.csv columns that are identifiers or labels, never numbers
+_ID_COLUMNS = ("sample_id", "subject", "dataset", "fold", "true", "pred")
 
 
 def _fold_dir(out_dir: Path | None, seed: int, fold: str) -> Path | None:
@@ -131,7 +158,9 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
 
     feats = build_inputs(table, cfg, progress)
     t_feat = time.perf_counter() - t0 - t_load
-    usable = table.subset(feats.sample_ids)
+    # keep the table's own order (not the extractor's), so folds, training order and so the
+    # fitted models do not depend on the order a feature stage happens to return samples in
+    usable = table.subset(table.df["sample_id"].isin(set(feats.sample_ids)))
     labels = dict(zip(usable.df["sample_id"], usable.df["label"]))
     subjects = dict(zip(usable.df["sample_id"], usable.df["subject"]))
     datasets = dict(zip(usable.df["sample_id"], usable.df["dataset"]))
@@ -147,15 +176,18 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
                 fdir = _fold_dir(out_dir, seed, fold.name)
                 done = fdir / "predictions.csv" if fdir else None
                 if done is not None and done.exists():
-                    frames.append(pd.read_csv(done, dtype={"sample_id": str, "true": str, "pred": str}))
+                    # identifiers stay strings (a subject "006" must not come back as the number 6)
+                    frames.append(pd.read_csv(done, dtype={c: str for c in _ID_COLUMNS}, keep_default_na=False))
                     selections.append(json.loads((fdir / "selection.json").read_text()))
                     bar.advance(task)
                     continue
                 tr, te = list(fold.train_ids), list(fold.test_ids)
                 y_tr = np.array([labels[s] for s in tr])
                 model = make_model(cfg, seed, fdir)
-                model.fit(feats.take(tr), y_tr, np.array([subjects[s] for s in tr]))
-                proba = model.predict_proba(feats.take(te))
+                X_tr = feats.take(tr)
+                with _fit_threads(cfg, X_tr.size):
+                    model.fit(X_tr, y_tr, np.array([subjects[s] for s in tr]))
+                    proba = model.predict_proba(feats.take(te))
                 full = np.zeros((len(te), len(classes)))
                 for j, c in enumerate(model.classes_):
                     full[:, classes.index(str(c))] = proba[:, j]

@@ -25,11 +25,18 @@ FEATURES.add("frozen_cnn", f"{_E}:frozen_cnn_features",
 INPUTS: Registry[str] = Registry("model input")
 INPUTS.add("flow", f"{_E}:flow_input")
 INPUTS.add("dual_flow", f"{_E}:flow_input")
-INPUTS.add("roi_flow", f"{_E}:flow_input")
+INPUTS.add("roi_flow", f"{_E}:roi_flow_input")
 INPUTS.add("image", f"{_E}:image_input")
 INPUTS.add("pair", f"{_E}:pair_input")
 INPUTS.add("sequence", f"{_E}:sequence_input")
 INPUTS.add("clip3d", f"{_E}:sequence_input")
+
+_C = "mekit.features.combined"
+FEATURES.add("flow_descriptors", f"{_C}:flow_descriptors",
+             help="HOOF on several grids, onset->apex and apex->offset, strain means/histograms, MDMO in ROIs")
+FEATURES.add("concat", f"{_C}:concat_features", help="several registered extractors side by side (params.parts)")
+INPUTS.add("hsv_flow", f"{_C}:hsv_flow_input",
+           help="onset->apex flow rendered as an HSV colour image (for ImageNet-style CNNs)")
 
 
 def _resolve(path: str):

@@ -176,6 +176,34 @@ def flow_input(table, preprocess: dict, progress: bool = True, name: str = "flow
     return FeatureSet(ids, X, dict(res.skipped))
 
 
+def roi_flow_input(table, preprocess: dict, progress: bool = True, size: int = 28) -> FeatureSet:
+    """HTNet-style input (kind 'roi_flow'): the u/v/strain stack at twice ``size``, with four
+    ``size/2`` windows around the eyes and lip corners (from the face-mesh ROIs, or the
+    geometric default layout) tiled 2x2 into [N, 3, size, size]."""
+    import torch
+
+    from mekit.models.htnet import tile_regions
+
+    big = 2 * int(size)
+    crop_size = int((preprocess or {}).get("size", 128))
+    res = _pipeline(table, preprocess, progress, stack_sizes=sorted({big, *preprocess.get("stack_sizes", ())}))
+    ids, rows = [], []
+    order = ("left_eye", "right_eye", "left_lip_corner", "right_lip_corner")
+    for sid in table.sample_ids:
+        if sid in res.skipped:
+            continue
+        item = res[sid]
+        rois = item["rois"]
+        scale = big / crop_size
+        centers = torch.tensor([[((rois[n][0] + rois[n][2]) / 2 * scale, (rois[n][1] + rois[n][3]) / 2 * scale)
+                                 for n in order]], dtype=torch.float32)
+        flow = torch.as_tensor(item[f"flow_{big}"])[None]
+        rows.append(tile_regions(flow, centers, crop=int(size) // 2)[0].numpy())
+        ids.append(sid)
+    X = np.stack(rows) if rows else np.zeros((0, 3, size, size), np.float32)
+    return FeatureSet(ids, X, dict(res.skipped))
+
+
 def image_input(table, preprocess: dict, progress: bool = True, size: int = 112, which: str = "apex",
                 mean: tuple = (0.0, 0.0, 0.0), std: tuple = (1.0, 1.0, 1.0)) -> FeatureSet:
     """Face crops [N, 3, size, size] (apex crop of clips, or the image), normalised with the
