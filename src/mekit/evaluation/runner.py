@@ -133,6 +133,25 @@ def _prepare_resume(out_dir: Path | None, cfg: ExperimentConfig) -> None:
     stamp.write_text(text)
 
 
+def _load_with_progress(cfg: ExperimentConfig, progress: bool):
+    """Load the config's dataset; loaders that report progress (the synthetic generator,
+    which takes a few seconds the first time) get a progress bar."""
+    import inspect
+
+    from mekit.data import get_loader, load_dataset
+
+    opts = dict(cfg.data.options)
+    if not progress or "progress" not in inspect.signature(get_loader(cfg.data.loader)).parameters:
+        return load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **opts)
+    with _progress(True) as bar:
+        task = bar.add_task(f"loading {cfg.data.loader}", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, progress=update, **opts)
+
+
 def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
                    progress: bool = True) -> RunResult:
     """Run ``config`` end to end and (when ``out_dir`` is given) write its report folder.
@@ -148,7 +167,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
     cfg = config
     out_dir = Path(out_dir) if out_dir is not None else None
     _prepare_resume(out_dir, cfg)
-    table = load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **cfg.data.options)
+    table = _load_with_progress(cfg, progress)
     if len(table) == 0:
         raise DataError(f"dataset {cfg.data.loader} at {cfg.data.root} has no labelled samples")
     scheme = getattr(table, "scheme", None)
