@@ -142,8 +142,12 @@ def runs() -> list[Run]:
             Run(p + "ststnet_spotted_apex", deep, {"preprocess.spot_apex": "always"},
                 "STSTNet, apex spotted (annotation ignored)"),
             Run(p + "ststnet_noweights", deep, {"imbalance.class_weight": None}, "STSTNet, no class weights"),
-            Run(p + "ststnet_focal", deep, _neural("ststnet", 30, loss="focal", loss_params={"gamma": 2.0}),
-                "STSTNet, focal loss (gamma 2) + class weights"),
+            # class weights go to focal loss as its alpha: the trainer hands them to every loss as
+            # `weight`, which the focal builder does not take
+            Run(p + "ststnet_focal", deep, {**_neural("ststnet", 30, loss="focal",
+                                                      loss_params={"gamma": 2.0, "alpha": "balanced"}),
+                                             "imbalance.class_weight": None},
+                "STSTNet, focal loss (gamma 2, balanced alpha)"),
             Run(p + "ststnet_sampler", deep, {**_neural("ststnet", 30, balanced_sampler=True),
                                                "imbalance.class_weight": None},
                 "STSTNet, class-balanced sampler (no class weights)"),
@@ -366,9 +370,14 @@ def main() -> None:
               "the CASME II benchmarks.")
         return
     warmed: set[str] = set()
+    failed = {}
     for r in todo:
         print(f"... {r.name}", file=sys.stderr, flush=True)
-        run_one(r, args.root, args.rerun, warmed)
+        try:
+            run_one(r, args.root, args.rerun, warmed)
+        except Exception as e:  # noqa: BLE001 - one failing run never sinks the others
+            failed[r.name] = f"{type(e).__name__}: {e}"
+            print(f"FAILED {r.name}: {failed[r.name]}", file=sys.stderr, flush=True)
     # the table covers every run that has finished (this call's and earlier ones)
     rows = []
     for r in runs():
@@ -383,6 +392,8 @@ def main() -> None:
             rows.append(row)
     text = write_results(rows, args.root)
     print(text)
+    if failed:
+        raise SystemExit("failed runs: " + "; ".join(f"{k} ({v})" for k, v in failed.items()))
 
 
 if __name__ == "__main__":
