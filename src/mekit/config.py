@@ -178,20 +178,26 @@ def set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
+def read_yaml_mapping(path: str | Path | None, what: str = "a mapping at the top level") -> dict[str, Any]:
+    """The mapping a YAML config file holds ({} for no file); clear errors for a missing file,
+    invalid YAML or a top level that is not a mapping."""
+    if path is None:
+        return {}
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected {what}")
+    return raw
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Load an experiment config from YAML (or defaults) and apply dotted overrides."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise ConfigError(f"config file {p} does not exist")
-        try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({e})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{p}: expected a mapping at the top level")
-    raw = copy.deepcopy(raw)
+    raw = copy.deepcopy(read_yaml_mapping(path))
     for k, v in (overrides or {}).items():
         set_dotted(raw, k, v)
     return from_dict(ExperimentConfig, raw)

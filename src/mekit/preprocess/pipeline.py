@@ -201,22 +201,12 @@ class PreprocessConfig:
     def from_yaml(cls, path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> PreprocessConfig:
         """Load from a YAML file of PreprocessConfig fields (a top-level ``preprocess:`` section,
         as in an experiment config, is accepted too)."""
-        import yaml
+        from mekit.config import read_yaml_mapping
 
-        raw: dict[str, Any] = {}
-        if path is not None:
-            p = Path(path)
-            if not p.exists():
-                raise ConfigError(f"config file {p} does not exist")
-            try:
-                raw = yaml.safe_load(p.read_text()) or {}
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{p}: not valid YAML ({e})") from None
-            if not isinstance(raw, dict):
-                raise ConfigError(f"{p}: expected a mapping of preprocessing settings")
-            if set(raw) == {"preprocess"} or ("preprocess" in raw and isinstance(raw["preprocess"], dict)
-                                              and "data" in raw):
-                raw = raw["preprocess"] or {}
+        raw = read_yaml_mapping(path, "a mapping of preprocessing settings")
+        if set(raw) == {"preprocess"} or ("preprocess" in raw and isinstance(raw["preprocess"], dict)
+                                          and "data" in raw):
+            raw = raw["preprocess"] or {}
         return cls.from_dict(raw, overrides)
 
     def to_dict(self) -> dict[str, Any]:
