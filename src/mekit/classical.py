@@ -118,6 +118,10 @@ class FlamlClassifier(*_sk_bases()):
         if groups is not None and len(groups) == len(y) and len(np.unique(groups)) >= 2:
             split = {"groups": np.asarray(groups), "split_type": "group", "eval_method": "cv",
                      "n_splits": min(self.n_splits, len(np.unique(groups)))}
+        if self.class_weight is not None:  # FLAML has no class_weight; it takes per-sample weights
+            from sklearn.utils.class_weight import compute_sample_weight
+
+            split["sample_weight"] = compute_sample_weight(self.class_weight, np.asarray(y))
         self.automl_.fit(np.asarray(X), np.asarray(y), task="classification", metric=self.metric,
                          time_budget=self.time_budget, estimator_list=list(self.estimator_list)
                          if not isinstance(self.estimator_list, str) else self.estimator_list, seed=self.seed,

@@ -198,3 +198,28 @@ def test_unknown_sampler_and_option():
         get_sampler("tomek")
     with pytest.raises(ConfigError, match="random_over.*ratio"):
         get_sampler("random_over", ratio=2)
+
+
+def test_flaml_receives_class_weights_as_sample_weights(monkeypatch):
+    """FLAML has no class_weight argument: mekit turns the class weights into per-sample weights."""
+    import flaml
+
+    from mekit.classical import FlamlClassifier
+
+    seen = {}
+
+    def fake_fit(self, X, y, **kw):
+        seen.update(kw)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(flaml.AutoML, "fit", fake_fit)
+    y = np.array([0] * 6 + [1] * 2)
+    X = np.arange(16, dtype=float).reshape(8, 2)
+    with pytest.raises(RuntimeError, match="stop"):
+        FlamlClassifier(class_weight="balanced").fit(X, y)
+    w = seen["sample_weight"]
+    assert w[y == 1][0] == pytest.approx(3 * w[y == 0][0])  # the minority class weighs 3x
+    seen.clear()
+    with pytest.raises(RuntimeError):
+        FlamlClassifier(class_weight=None).fit(X, y)
+    assert "sample_weight" not in seen
