@@ -11,6 +11,7 @@ completed epoch of the fold it was in.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    schedule: str = "constant"        # learning rate over epochs: "constant" or "cosine" (to 0 at the end)
+    warmup_epochs: int = 0            # linear warm-up from lr/10 before the schedule
     selection: str = "inner_val"      # "inner_val" (early stopping on training subjects) or "fixed"
     val_fraction: float = 0.2         # share of TRAINING subjects held out for early stopping
     patience: int = 8
@@ -58,6 +61,16 @@ def _subject_val_split(groups: np.ndarray, frac: float, seed: int) -> np.ndarray
 class NeuralModel:
     """fit(X, y, groups) / predict_proba(X) over a registered torch model, like ClassicalModel."""
 
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of ``epoch`` (0-based) under ``schedule`` and ``warmup_epochs``."""
+        c = self.cfg
+        if epoch < c.warmup_epochs:
+            return c.lr * (0.1 + 0.9 * epoch / max(c.warmup_epochs, 1))
+        if c.schedule == "cosine":
+            span = max(c.epochs - c.warmup_epochs, 1)
+            return c.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - c.warmup_epochs) / span))
+        return c.lr
+
     def __init__(self, model: str, train: TrainConfig | dict | None = None, class_weight: Any = None,
                  seed: int = 0, checkpoint_dir: str | Path | None = None) -> None:
         from mekit.models import MODELS
@@ -65,6 +78,8 @@ class NeuralModel:
         MODELS.get(model)
         self.model_name = model
         self.cfg = train if isinstance(train, TrainConfig) else TrainConfig.from_params(train or {})
+        if self.cfg.schedule not in ("constant", "cosine"):
+            raise ConfigError(f"model.params.schedule: {self.cfg.schedule!r}; expected 'constant' or 'cosine'")
         if self.cfg.selection not in ("inner_val", "fixed"):
             raise ConfigError(f"model.params.selection: {self.cfg.selection!r}; expected 'inner_val' or 'fixed'")
         self.class_weight = class_weight
@@ -141,6 +156,8 @@ class NeuralModel:
             probs_w = torch.as_tensor(1.0 / counts[y_idx[tr]], dtype=torch.double)
         best_epoch = start - 1
         for epoch in range(start, self.cfg.epochs):
+            for group in opt.param_groups:  # a closed form of the epoch: a resumed run needs no state
+                group["lr"] = self.lr_at(epoch)
             model.train()
             if probs_w is not None:
                 order = torch.as_tensor(tr)[torch.multinomial(probs_w, len(tr), True, generator=gen)]
@@ -158,7 +175,7 @@ class NeuralModel:
                 opt.step()
                 total += float(loss.detach()) * len(idx)
                 n += len(idx)
-            rec = {"epoch": epoch, "train_loss": total / max(n, 1)}
+            rec = {"epoch": epoch, "lr": self.lr_at(epoch), "train_loss": total / max(n, 1)}
             if len(va):
                 from sklearn.metrics import f1_score
 

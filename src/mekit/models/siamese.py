@@ -35,11 +35,16 @@ class SiameseNet(MEModel):
     input_kind = "pair"
 
     def __init__(self, num_classes: int = 3, backbone: str = "compact_cnn", in_chans: int = 3,
-                 abs_diff: bool = False, backbone_kwargs: dict[str, Any] | None = None) -> None:
+                 abs_diff: bool = False, norm_diff: bool = True,
+                 backbone_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.backbone = build_backbone(backbone, in_chans, backbone_kwargs, "siamese")
         self.abs_diff = abs_diff
         self.num_features = self.backbone.num_features * (2 if abs_diff else 1)
+        # The apex-minus-onset change of a micro-expression is tiny next to the embedding itself;
+        # standardising it (BatchNorm over the batch, no affine collapse) lets the head see it.
+        # Without it a from-scratch backbone on CASME II collapsed to predicting one class.
+        self.diff_norm = torch.nn.BatchNorm1d(self.num_features) if norm_diff else torch.nn.Identity()
         self.num_classes = num_classes
         self.head = self._make_classifier(num_classes)
 
@@ -52,7 +57,8 @@ class SiameseNet(MEModel):
         # one backbone pass over onset and apex together: identical weights and BN statistics
         emb = self.backbone.forward_features(x.flatten(0, 1)).view(b, 2, -1)
         diff = emb[:, 1] - emb[:, 0]
-        return torch.cat([diff, diff.abs()], dim=1) if self.abs_diff else diff
+        feats = torch.cat([diff, diff.abs()], dim=1) if self.abs_diff else diff
+        return self.diff_norm(feats)
 
 
 @register_model("siamese", input="pair", input_size=(2, 3, 64, 64), channels=3, mean=IDENTITY_MEAN,
