@@ -97,3 +97,34 @@ def test_extractors_on_synthetic_corpus():
     img = get_input_builder("hsv_flow")(table, PRE, progress=False, size=32)
     assert img.X.shape == (len(table), 3, 32, 32) and 0.0 <= img.X.min() and img.X.max() <= 1.0
     assert img.X.max() > 0.5  # the fastest motion of each clip is rendered at full brightness
+    # a neural model's config may pick this builder by name; it then gets the model's mean/std
+    from mekit.config import load_config
+    from mekit.evaluation.runner import build_inputs
+
+    cfg = load_config(overrides={"data.loader": "synthetic", "data.options": SYNTH, "preprocess": PRE,
+                                 "features.name": "hsv_flow", "features.params": {"size": 32},
+                                 "model.name": "resnet18_flow"})
+    via_runner = build_inputs(table, cfg, progress=False)
+    mean = np.array([0.485, 0.456, 0.406], np.float32).reshape(1, 3, 1, 1)
+    std = np.array([0.229, 0.224, 0.225], np.float32).reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(via_runner.X, (img.X - mean) / std, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_relative_sequences_cancel_appearance():
+    from mekit.data import load_dataset
+
+    table = load_dataset("synthetic", None, None, **SYNTH)
+    build = get_input_builder("sequence")
+    raw = build(table, PRE, progress=False, n_frames=4, size=32)
+    rel = build(table, PRE, progress=False, n_frames=4, size=32, relative=True)
+    assert rel.sample_ids == raw.sample_ids and rel.X.shape == raw.X.shape == (len(table), 4, 3, 32, 32)
+    assert np.abs(rel.X[:, 0]).max() == 0.0  # the onset minus itself
+    for i in range(len(table)):
+        diff = raw.X[i] - raw.X[i, :1]
+        scale = np.percentile(np.abs(diff), 99)
+        np.testing.assert_allclose(rel.X[i], diff / scale, rtol=1e-4, atol=1e-5)
+        assert np.percentile(np.abs(rel.X[i]), 99) == pytest.approx(1.0, rel=1e-4)
+    clip = get_input_builder("clip3d")(table, PRE, progress=False, n_frames=4, size=32, layout="clip3d",
+                                       relative=True)
+    np.testing.assert_allclose(clip.X, rel.X.transpose(0, 2, 1, 3, 4))

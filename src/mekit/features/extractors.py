@@ -224,12 +224,22 @@ def pair_input(table, preprocess: dict, progress: bool = True, size: int = 64) -
 
 
 def sequence_input(table, preprocess: dict, progress: bool = True, n_frames: int = 8, size: int = 64,
-                   layout: str = "sequence") -> FeatureSet:
-    """Frames sampled onset->offset: [N, T, 3, S, S] ('sequence') or [N, 3, T, S, S] ('clip3d'), in 0..1."""
+                   layout: str = "sequence", relative: bool = False) -> FeatureSet:
+    """Frames sampled onset->offset: [N, T, 3, S, S] ('sequence') or [N, 3, T, S, S] ('clip3d'), in 0..1.
+
+    ``relative=True`` gives each frame minus the clip's first (onset) frame instead, divided by
+    the clip's 99th percentile of absolute change (so a faint and a strong expression span the
+    same range, about -1..1). The subject's appearance, which is the same in every frame, then
+    cancels: a from-scratch video network on raw frames of ~200 clips learns identity rather than
+    the micro-movement. Computed from each clip alone, so it is fold-independent."""
     res = _pipeline(table, preprocess, progress, sampling={"method": "uniform", "n": int(n_frames)},
                     frame_size=int(size))
     ids = [s for s in table.sample_ids if s not in res.skipped]
     X = res.stack("frames", ids).astype(np.float32) / 255.0 if ids else np.zeros((0, n_frames, size, size, 3))
+    if relative and len(X):
+        X = X - X[:, :1]
+        scale = np.percentile(np.abs(X).reshape(len(X), -1), 99, axis=1)
+        X = X / np.maximum(scale, 1e-3).reshape(-1, 1, 1, 1, 1)
     X = X.transpose(0, 1, 4, 2, 3)  # N, T, C, H, W
     if layout == "clip3d":
         X = X.transpose(0, 2, 1, 3, 4)
