@@ -282,3 +282,17 @@ def test_subject_bootstrap_equals_resampling_the_predictions_table():
     got = subject_bootstrap(pred, classes, n_boot=n_boot, seed=seed)
     for k, v in ref.items():
         np.testing.assert_allclose(got[k], [np.quantile(v, 0.025), np.quantile(v, 0.975)], rtol=0, atol=1e-12)
+
+
+def test_finished_folds_drop_their_training_checkpoints(tmp_path):
+    """A neural fold checkpoints every epoch (to resume a killed fold); once its predictions are
+    written the checkpoint is deleted, so a LOSO run does not keep one model state per fold."""
+    c = cfg(**{"features.name": "flow", "features.params": {"size": 16}, "model.name": "ststnet",
+               "model.params": {"epochs": 1, "selection": "fixed", "batch_size": 8},
+               "protocol.name": "group_kfold", "protocol.params": {"k": 2}, "output.plots": False})
+    out = tmp_path / "neural"
+    runner.run_experiment(c, out, progress=False)
+    folds = sorted((out / "folds" / "seed0").iterdir())
+    assert len([f for f in folds if f.is_dir()]) == 2
+    assert all((f / "predictions.csv").exists() for f in folds if f.is_dir())
+    assert not list(out.rglob("train_state.pt"))

@@ -221,6 +221,9 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
                     (fdir / "selection.json").write_text(json.dumps(sel, default=str))
                     fold_df.to_csv(fdir / ".predictions.tmp", index=False)
                     (fdir / ".predictions.tmp").replace(done)
+                    # the fold is finished and resumes from its predictions: its training state
+                    # (weights + optimiser moments, ~380 MB for R(2+1)D-18) is no longer needed
+                    (fdir / "train_state.pt").unlink(missing_ok=True)
                 frames.append(fold_df)
                 selections.append(sel)
                 bar.advance(task)
