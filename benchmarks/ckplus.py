@@ -227,7 +227,7 @@ def results_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
         "class-balanced logistic regression; + PCA(128) + SMOTE to the median class count; + PCA(128) + "
         "Borderline-SMOTE; PCA(32) into FLAML) with mekit's EfficientNet-Lite0 ImageNet weights, the 48x48 "
         "grey faces upsampled to 224 px. FLAML searched LightGBM, random forest and extra trees with its "
-        "own subject-grouped inner CV on the training subjects; it applies no class weights.",
+        "own subject-grouped inner CV on the training subjects; the class weights reach it as per-sample weights.",
         "- The best configuration was chosen among the rows of this table on the seed-0 split, so its "
         "seed-0 figure carries a selection effect; the other seeds are splits it was not chosen on. "
         "Neural rows ran one seed each (a seed costs tens of minutes on a shared 2-core CPU).",
