@@ -182,6 +182,11 @@ def runs() -> list[Run]:
                                                "protocol.name": "group_kfold", "protocol.params": {"k": 5}},
                     "R(2+1)D-18 (31 M parameters, from scratch), 8 onset-relative frames at 48 px, 3 epochs, "
                     "subject-grouped 5-fold", heavy=True),
+                # the 3-epoch run collapsed to one class (about 20 optimiser steps); a longer budget
+                Run(p + "r2plus1d_18_10ep", deep, {**_neural("r2plus1d_18", 10, flow=False), "features.name": "clip3d",
+                                                    "features.params": {"n_frames": 8, "size": 48, "relative": True},
+                                                    "protocol.name": "group_kfold", "protocol.params": {"k": 5}},
+                    "R(2+1)D-18, as above, 10 epochs", heavy=True),
             ]
     c4r, c4l = "casme2_4class_random.yaml", "casme2_4class_loso.yaml"
     desc = {"features.name": "flow_descriptors", "features.params": "@3c", "model.name": "logreg",
