@@ -123,17 +123,20 @@ def test_invalid_bundles_are_refused_without_running_anything(tmp_path):
 
 
 def test_cosine_schedule_with_warmup():
+    from mekit.engine.trainer import TrainConfig
     from mekit.errors import ConfigError
 
-    m = NeuralModel("ststnet", {**FAST, "epochs": 10, "schedule": "cosine", "warmup_epochs": 2}, seed=0)
-    lrs = [m.lr_at(e) for e in range(10)]
+    c = TrainConfig.from_params({**FAST, "epochs": 10, "schedule": "cosine", "warmup_epochs": 2})
+    lrs = [c.lr_at(e) for e in range(10)]
     assert lrs[0] == pytest.approx(3e-4) and lrs[2] == pytest.approx(3e-3)  # warm-up from lr/10 to lr
     assert all(a > b for a, b in zip(lrs[2:], lrs[3:]))  # then strictly down, towards 0
     assert lrs[-1] < 0.05 * 3e-3
-    assert NeuralModel("ststnet", FAST).lr_at(7) == 3e-3  # constant by default
+    assert TrainConfig.from_params(FAST).lr_at(7) == 3e-3  # constant by default
     X, y, g = _data()
     fit = NeuralModel("ststnet", {**FAST, "epochs": 25, "schedule": "cosine"}, seed=0).fit(X, y, g)
-    assert [h["lr"] for h in fit.history_] == [fit.lr_at(e) for e in range(25)]
+    assert [h["lr"] for h in fit.history_] == [fit.cfg.lr_at(e) for e in range(25)]
     assert (fit.classes_[fit.predict_proba(X).argmax(1)] == y).mean() > 0.8
     with pytest.raises(ConfigError, match="schedule"):
         NeuralModel("ststnet", {"schedule": "step"})
+    with pytest.raises(ConfigError, match="selection"):
+        TrainConfig.from_params({"selection": "best_on_test"})

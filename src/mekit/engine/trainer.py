@@ -42,9 +42,25 @@ class TrainConfig:
     threads: int = 0
     model_params: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.schedule not in ("constant", "cosine"):
+            raise ConfigError(f"model.params.schedule: {self.schedule!r}; expected 'constant' or 'cosine'")
+        if self.selection not in ("inner_val", "fixed"):
+            raise ConfigError(f"model.params.selection: {self.selection!r}; expected 'inner_val' or 'fixed'")
+
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
         return from_dict(cls, params, "model.params")
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of ``epoch`` (0-based) under ``schedule`` and ``warmup_epochs``: a closed
+        form of the epoch, so a resumed run needs no scheduler state."""
+        if epoch < self.warmup_epochs:
+            return self.lr * (0.1 + 0.9 * epoch / max(self.warmup_epochs, 1))
+        if self.schedule == "cosine":
+            span = max(self.epochs - self.warmup_epochs, 1)
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - self.warmup_epochs) / span))
+        return self.lr
 
 
 def _subject_val_split(groups: np.ndarray, frac: float, seed: int) -> np.ndarray:
@@ -61,16 +77,6 @@ def _subject_val_split(groups: np.ndarray, frac: float, seed: int) -> np.ndarray
 class NeuralModel:
     """fit(X, y, groups) / predict_proba(X) over a registered torch model, like ClassicalModel."""
 
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of ``epoch`` (0-based) under ``schedule`` and ``warmup_epochs``."""
-        c = self.cfg
-        if epoch < c.warmup_epochs:
-            return c.lr * (0.1 + 0.9 * epoch / max(c.warmup_epochs, 1))
-        if c.schedule == "cosine":
-            span = max(c.epochs - c.warmup_epochs, 1)
-            return c.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - c.warmup_epochs) / span))
-        return c.lr
-
     def __init__(self, model: str, train: TrainConfig | dict | None = None, class_weight: Any = None,
                  seed: int = 0, checkpoint_dir: str | Path | None = None) -> None:
         from mekit.models import MODELS
@@ -78,10 +84,6 @@ class NeuralModel:
         MODELS.get(model)
         self.model_name = model
         self.cfg = train if isinstance(train, TrainConfig) else TrainConfig.from_params(train or {})
-        if self.cfg.schedule not in ("constant", "cosine"):
-            raise ConfigError(f"model.params.schedule: {self.cfg.schedule!r}; expected 'constant' or 'cosine'")
-        if self.cfg.selection not in ("inner_val", "fixed"):
-            raise ConfigError(f"model.params.selection: {self.cfg.selection!r}; expected 'inner_val' or 'fixed'")
         self.class_weight = class_weight
         self.seed = int(seed)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
@@ -156,8 +158,8 @@ class NeuralModel:
             probs_w = torch.as_tensor(1.0 / counts[y_idx[tr]], dtype=torch.double)
         best_epoch = start - 1
         for epoch in range(start, self.cfg.epochs):
-            for group in opt.param_groups:  # a closed form of the epoch: a resumed run needs no state
-                group["lr"] = self.lr_at(epoch)
+            for group in opt.param_groups:
+                group["lr"] = self.cfg.lr_at(epoch)
             model.train()
             if probs_w is not None:
                 order = torch.as_tensor(tr)[torch.multinomial(probs_w, len(tr), True, generator=gen)]
@@ -175,7 +177,7 @@ class NeuralModel:
                 opt.step()
                 total += float(loss.detach()) * len(idx)
                 n += len(idx)
-            rec = {"epoch": epoch, "lr": self.lr_at(epoch), "train_loss": total / max(n, 1)}
+            rec = {"epoch": epoch, "lr": self.cfg.lr_at(epoch), "train_loss": total / max(n, 1)}
             if len(va):
                 from sklearn.metrics import f1_score
 

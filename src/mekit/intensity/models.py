@@ -610,8 +610,6 @@ class IntensityNet:
         mp["intensity_head"] = True
         p["model_params"] = mp
         self.cfg = TrainConfig.from_params(p)
-        if self.cfg.selection not in ("inner_val", "fixed"):
-            raise ConfigError(f"model.params.selection: {self.cfg.selection!r}; expected 'inner_val' or 'fixed'")
         self.seed = int(seed)
         self.classes_ = np.array([], dtype=str)
         self.history_: list[dict[str, float]] = []
@@ -715,6 +713,8 @@ class IntensityNet:
         va_units = va_c if seq else frame_index(va_c, max(self.settings.train_stride, 2))
         best, best_state, bad, best_epoch = np.inf, None, 0, -1
         for epoch in range(self.cfg.epochs):
+            for group in opt.param_groups:
+                group["lr"] = self.cfg.lr_at(epoch)
             model.train()
             order = torch.randperm(len(tr_units), generator=gen).numpy()
             total, n = 0.0, 0
@@ -743,7 +743,7 @@ class IntensityNet:
                 opt.step()
                 total += float(loss.detach()) * len(sel)
                 n += len(sel)
-            rec = {"epoch": epoch, "train_loss": total / max(n, 1)}
+            rec = {"epoch": epoch, "lr": self.cfg.lr_at(epoch), "train_loss": total / max(n, 1)}
             if len(va_units):
                 self.model_ = model
                 err = []

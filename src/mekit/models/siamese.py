@@ -5,7 +5,7 @@ between them (apex minus onset, and optionally its absolute value), so identity-
 appearance common to both frames cancels -- the reason onset/apex differencing is used in
 micro-expression work. Input "pair": ``[B, 2, C, H, W]``, index 0 the onset, 1 the apex.
 The backbone is any registered 2D model (``compact_cnn`` by default), built without its
-classifier.
+classifier. The difference is standardised by a BatchNorm (``norm_diff``, on by default).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class SiameseNet(MEModel):
         self.abs_diff = abs_diff
         self.num_features = self.backbone.num_features * (2 if abs_diff else 1)
         # The apex-minus-onset change of a micro-expression is tiny next to the embedding itself;
-        # standardising it (BatchNorm over the batch, no affine collapse) lets the head see it.
+        # standardising it (a BatchNorm over the batch) lets the head see it.
         # Without it a from-scratch backbone on CASME II collapsed to predicting one class.
         self.diff_norm = torch.nn.BatchNorm1d(self.num_features) if norm_diff else torch.nn.Identity()
         self.num_classes = num_classes
