@@ -251,7 +251,7 @@ def run_one(run: Run, root: Path, rerun: bool, warmed: set[str]) -> dict[str, An
     cfg = _resolve_config(run, root)
     out = RUNS_DIR / run.name
     stamp = out / "benchmark.json"
-    text = cfg.to_yaml()
+    text = cfg.results_yaml()  # protocol.workers changes the wall time, not the figures
     if not rerun and stamp.exists():
         saved = json.loads(stamp.read_text())
         if saved.get("config") == text:
@@ -413,7 +413,7 @@ def main() -> None:
         stamp = RUNS_DIR / r.name / "benchmark.json"
         if stamp.exists():
             saved = json.loads(stamp.read_text())
-            if saved.get("config") != _resolve_config(r, args.root).to_yaml():
+            if saved.get("config") != _resolve_config(r, args.root).results_yaml():
                 print(f"(not in the table: {r.name} was run with an older config; run it again)", file=sys.stderr)
                 continue
             row = saved["row"]

@@ -141,7 +141,7 @@ def run_method(method: Method, root: Path | None, out_root: Path, quick: bool, r
     timing = out / "bench_timing.json"
     recorded, partial = None, False
     stamp = out / "folds" / "config.yaml"
-    same = stamp.exists() and stamp.read_text() == cfg.to_yaml()
+    same = stamp.exists() and stamp.read_text() == cfg.results_yaml()  # as the runner's own stamp
     if resume and same:
         partial = not (out / "metrics.json").exists()
         if timing.exists():

@@ -56,6 +56,10 @@ class ProtocolConfig:
     name: str = "loso"
     params: dict[str, Any] = field(default_factory=dict)
     seeds: tuple[int, ...] = (0,)
+    #: folds trained at the same time in forked processes (classification runs; intensity runs are
+    #: serial). Results do not depend on it, since every fold seeds its own model. Keep workers x
+    #: model threads within the CPU cores.
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,13 @@ class ExperimentConfig:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def results_yaml(self) -> str:
+        """The config as YAML without the settings that cannot change a result (``protocol.workers``):
+        what decides whether saved folds or runs can be reused."""
+        d = self.to_dict()
+        d["protocol"].pop("workers", None)
+        return yaml.safe_dump(d, sort_keys=False)
 
 
 def to_plain(obj: Any) -> Any:

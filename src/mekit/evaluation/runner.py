@@ -123,7 +123,7 @@ def _prepare_resume(out_dir: Path | None, cfg: ExperimentConfig) -> None:
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = out_dir / "folds" / "config.yaml"
-    text = cfg.to_yaml()
+    text = cfg.results_yaml()  # a different number of fold workers still resumes
     if stamp.exists() and stamp.read_text() != text:
         import shutil
 
@@ -150,6 +150,58 @@ def _load_with_progress(cfg: ExperimentConfig, progress: bool):
             bar.update(task, completed=done, total=total)
 
         return load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, progress=update, **opts)
+
+
+#: what a fold needs, set by run_experiment for the duration of its folds (forked workers inherit it)
+_FOLD_STATE: dict[str, Any] = {}
+
+
+def _run_fold(job: tuple[int, int, Any]) -> tuple[int, tuple[pd.DataFrame, dict[str, Any]]]:
+    """Fit one fold on its training samples, predict its test samples, save them (when the run
+    has a folder) and return ``(index, (predictions, selection))``."""
+    i, seed, fold = job
+    st = _FOLD_STATE
+    cfg, feats, classes = st["cfg"], st["feats"], st["classes"]
+    labels, subjects, datasets = st["labels"], st["subjects"], st["datasets"]
+    fdir = _fold_dir(st["out_dir"], seed, fold.name)
+    tr, te = list(fold.train_ids), list(fold.test_ids)
+    y_tr = np.array([labels[s] for s in tr])
+    model = make_model(cfg, seed, fdir)
+    X_tr = feats.take(tr)
+    with _fit_threads(cfg, X_tr.size):
+        model.fit(X_tr, y_tr, np.array([subjects[s] for s in tr]))
+        proba = model.predict_proba(feats.take(te))
+    full = np.zeros((len(te), len(classes)))
+    for j, c in enumerate(model.classes_):
+        full[:, classes.index(str(c))] = proba[:, j]
+    pred = [classes[k] for k in full.argmax(1)]
+    sel = {"fold": fold.name, "seed": seed, **model.selection_}
+    fold_df = pd.DataFrame({"sample_id": te, "subject": [subjects[s] for s in te],
+                            "dataset": [datasets[s] for s in te], "fold": fold.name, "seed": seed,
+                            "true": [labels[s] for s in te], "pred": pred,
+                            **{f"p_{c}": full[:, k] for k, c in enumerate(classes)}})
+    if fdir is not None:
+        fdir.mkdir(parents=True, exist_ok=True)
+        (fdir / "selection.json").write_text(json.dumps(sel, default=str))
+        fold_df.to_csv(fdir / ".predictions.tmp", index=False)
+        (fdir / ".predictions.tmp").replace(fdir / "predictions.csv")
+        # the fold is finished and resumes from its predictions: its training state
+        # (weights + optimiser moments, ~380 MB for R(2+1)D-18) is no longer needed
+        (fdir / "train_state.pt").unlink(missing_ok=True)
+    return i, (fold_df, sel)
+
+
+def _map_folds(jobs: list[tuple[int, int, Any]], workers: int):
+    """Yield ``_run_fold`` results, in this process or in ``workers`` forked processes (in the
+    order they finish). Each fold seeds its own model, so the results are those of a serial run."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield _run_fold(job)
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+        yield from pool.imap_unordered(_run_fold, jobs)
 
 
 def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
@@ -185,48 +237,36 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
     datasets = dict(zip(usable.df["sample_id"], usable.df["dataset"]))
 
     protocol = get_protocol(cfg.protocol.name, **cfg.protocol.params)
+    global _FOLD_STATE
+    _FOLD_STATE = {"cfg": cfg, "feats": feats, "classes": classes, "labels": labels, "subjects": subjects,
+                   "datasets": datasets, "out_dir": out_dir}
     frames: list[pd.DataFrame] = []
     selections: list[dict[str, Any]] = []
-    for seed in cfg.protocol.seeds:
-        folds = protocol.folds(usable, seed=seed)
-        with _progress(progress) as bar:
-            task = bar.add_task(f"{protocol.name} seed {seed}", total=len(folds))
-            for fold in folds:
-                fdir = _fold_dir(out_dir, seed, fold.name)
-                done = fdir / "predictions.csv" if fdir else None
-                if done is not None and done.exists():
-                    # identifiers stay strings (a subject "006" must not come back as the number 6)
-                    frames.append(pd.read_csv(done, dtype={c: str for c in _ID_COLUMNS}, keep_default_na=False))
-                    selections.append(json.loads((fdir / "selection.json").read_text()))
+    try:
+        for seed in cfg.protocol.seeds:
+            folds = protocol.folds(usable, seed=seed)
+            results: dict[int, tuple[pd.DataFrame, dict[str, Any]]] = {}
+            with _progress(progress) as bar:
+                task = bar.add_task(f"{protocol.name} seed {seed}", total=len(folds))
+                todo = []
+                for i, fold in enumerate(folds):
+                    fdir = _fold_dir(out_dir, seed, fold.name)
+                    if fdir is not None and (fdir / "predictions.csv").exists():
+                        # identifiers stay strings (a subject "006" must not come back as the number 6)
+                        results[i] = (pd.read_csv(fdir / "predictions.csv", dtype={c: str for c in _ID_COLUMNS},
+                                                  keep_default_na=False),
+                                      json.loads((fdir / "selection.json").read_text()))
+                        bar.advance(task)
+                    else:
+                        todo.append((i, seed, fold))
+                for i, res in _map_folds(todo, cfg.protocol.workers):
+                    results[i] = res
                     bar.advance(task)
-                    continue
-                tr, te = list(fold.train_ids), list(fold.test_ids)
-                y_tr = np.array([labels[s] for s in tr])
-                model = make_model(cfg, seed, fdir)
-                X_tr = feats.take(tr)
-                with _fit_threads(cfg, X_tr.size):
-                    model.fit(X_tr, y_tr, np.array([subjects[s] for s in tr]))
-                    proba = model.predict_proba(feats.take(te))
-                full = np.zeros((len(te), len(classes)))
-                for j, c in enumerate(model.classes_):
-                    full[:, classes.index(str(c))] = proba[:, j]
-                pred = [classes[i] for i in full.argmax(1)]
-                sel = {"fold": fold.name, "seed": seed, **model.selection_}
-                fold_df = pd.DataFrame({"sample_id": te, "subject": [subjects[s] for s in te],
-                                        "dataset": [datasets[s] for s in te], "fold": fold.name, "seed": seed,
-                                        "true": [labels[s] for s in te], "pred": pred,
-                                        **{f"p_{c}": full[:, k] for k, c in enumerate(classes)}})
-                if fdir is not None:
-                    fdir.mkdir(parents=True, exist_ok=True)
-                    (fdir / "selection.json").write_text(json.dumps(sel, default=str))
-                    fold_df.to_csv(fdir / ".predictions.tmp", index=False)
-                    (fdir / ".predictions.tmp").replace(done)
-                    # the fold is finished and resumes from its predictions: its training state
-                    # (weights + optimiser moments, ~380 MB for R(2+1)D-18) is no longer needed
-                    (fdir / "train_state.pt").unlink(missing_ok=True)
-                frames.append(fold_df)
-                selections.append(sel)
-                bar.advance(task)
+            for i in range(len(folds)):  # fold order, whatever order they finished in
+                frames.append(results[i][0])
+                selections.append(results[i][1])
+    finally:
+        _FOLD_STATE = {}
     predictions = pd.concat(frames, ignore_index=True)
     from mekit.evaluation.report import summarise
 
