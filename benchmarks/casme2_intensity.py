@@ -66,14 +66,6 @@ def verdict(key: str, value: float) -> str:
     return f"{'met' if ok else 'missed'} ({gap:+.3f})"
 
 
-def _results_view(text: str) -> dict:
-    import yaml
-
-    d = yaml.safe_load(text)
-    d.get("protocol", {}).pop("workers", None)
-    return d
-
-
 def clip_medians(folder: Path) -> dict:
     """Medians over clips of each clip's own Pearson r and peak error (fraction of its length)."""
     import pandas as pd
@@ -113,7 +105,7 @@ def main() -> int:
         folder = args.out / name
         stamp = folder / "config.resolved.yaml"
         # compared without protocol.workers, which changes the wall time, not the figures
-        same = stamp.is_file() and _results_view(stamp.read_text()) == _results_view(cfg.to_yaml())
+        same = stamp.is_file() and load_config(stamp).results_yaml() == cfg.results_yaml()
         if args.reuse and same and (folder / "metrics.json").is_file():
             m = json.loads((folder / "metrics.json").read_text())
             wall = float(m["timing_s"]["total"])
