@@ -181,6 +181,7 @@ def test_killed_run_resumes_from_its_last_completed_fold(base_run, tmp_path, mon
     counter = FitCounter(monkeypatch)
     resumed = runner.run_experiment(cfg(), out, progress=False)
     assert counter.n == 2  # only the two folds that had not finished
+    assert resumed.metrics["timing_s"]["folds_resumed"] == 2 and res.metrics["timing_s"]["folds_resumed"] == 0
     assert (out / "predictions.csv").read_bytes() == (base / "predictions.csv").read_bytes()
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (out, base))
     for k in ("timing_s", "figures"):

@@ -242,6 +242,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
                    "datasets": datasets, "out_dir": out_dir}
     frames: list[pd.DataFrame] = []
     selections: list[dict[str, Any]] = []
+    n_resumed = 0
     try:
         for seed in cfg.protocol.seeds:
             folds = protocol.folds(usable, seed=seed)
@@ -256,6 +257,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
                         results[i] = (pd.read_csv(fdir / "predictions.csv", dtype={c: str for c in _ID_COLUMNS},
                                                   keep_default_na=False),
                                       json.loads((fdir / "selection.json").read_text()))
+                        n_resumed += 1
                         bar.advance(task)
                     else:
                         todo.append((i, seed, fold))
@@ -271,8 +273,9 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
     from mekit.evaluation.report import summarise
 
     metrics = summarise(predictions, classes, protocol, cfg, selections)
+    # a resumed run's times cover this call only: folds_resumed says how many folds came from disk
     metrics["timing_s"] = {"load": round(t_load, 3), "features": round(t_feat, 3),
-                           "total": round(time.perf_counter() - t0, 3)}
+                           "total": round(time.perf_counter() - t0, 3), "folds_resumed": n_resumed}
     metrics["skipped"] = dict(feats.skipped)
     result = RunResult(cfg, predictions, metrics, None, dict(feats.skipped))
     if out_dir is not None:
