@@ -44,7 +44,7 @@ CONFIGS = REPO / "configs"
 RESULTS = REPO / "benchmarks" / "results" / "casme2.md"
 RUNS_DIR = REPO / "runs" / "casme2"
 
-# Figures of the floor (TV-L1 onset->apex flow at 128 px, HOOF 5x5 + mean strain per
+# Figures of the reference floor (TV-L1 onset->apex flow at 128 px, HOOF 5x5 + mean strain per
 # cell, balanced logistic regression with C by inner grouped CV), measured outside mekit.
 FLOOR = {"3": {"uf1": 0.854, "uar": 0.858}, "5": {"uf1": 0.650, "uar": 0.666}}
 TARGET = {"3": 0.90, "5": 0.75}
@@ -304,7 +304,7 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
         d, f = by.get(f"{cls}c_default"), by.get(f"{cls}c_hoof_logreg")
         if f:
             out.append(f"- {cls}-class floor recipe in mekit: UF1 {f['uf1']:.3f}, UAR {f['uar']:.3f} "
-                       f"(issue's external floor: UF1 {FLOOR[cls]['uf1']:.3f}, UAR {FLOOR[cls]['uar']:.3f}; "
+                       f"(reference floor measured outside mekit: UF1 {FLOOR[cls]['uf1']:.3f}, UAR {FLOOR[cls]['uar']:.3f}; "
                        f"difference {f['uf1'] - FLOOR[cls]['uf1']:+.3f}).")
         if d:
             met = "met" if d["uf1"] >= TARGET[cls] else "missed"
@@ -350,7 +350,7 @@ def write_results(rows: list[dict[str, Any]], root: Path, not_run: list[Run] = (
         "they scored best there (one change at a time); the `desc_*` rows are a second round of single changes "
         "around that recipe, none of which moved the mean of the 3- and 5-class UF1 by more than the noise, "
         "and the recipe was frozen there. That choice is a selection on the test folds, so the default rows are "
-        "optimistically biased by an unknown amount; the `hoof_*` rows (the issue's floor recipe, fixed in "
+        "optimistically biased by an unknown amount; the `hoof_*` rows (the reference floor recipe, fixed in "
         "advance) are free of it. With 24-26 subjects differences under about 0.05 UF1 are within noise (see "
         "the intervals). Rows marked LEAKY use a sample-level random split (the same people in training and "
         "test) only to compare with a published number obtained that way.",

@@ -5,7 +5,7 @@ benchmark skips with a message where it is absent). Runs configs/casme2_intensit
 once per variant below, each with its full report folder under ``--out``, and writes the
 summary to benchmarks/results/casme2_intensity.md (``--results``).
 
-Targets (from the project's issue): frame-level Spearman >= 0.90 and MAE <= 0.10 against the
+Targets (mekit's benchmark targets): frame-level Spearman >= 0.90 and MAE <= 0.10 against the
 triangular target, and the predicted peak within 10 % of the clip length of the annotated
 apex for at least 80 % of clips. Every variant is reported against them, met or missed.
 
