@@ -7,6 +7,7 @@ gives for the same config. Each run's report folder goes to ``runs/casme2/<name>
 (gitignored); the summary table is printed and written to ``benchmarks/results/casme2.md``.
 
     .venv/bin/python benchmarks/casme2.py                    # everything (cached runs are reused)
+    .venv/bin/python benchmarks/casme2.py --heavy            # also R(2+1)D-18 (about 40 min on 2 cores)
     .venv/bin/python benchmarks/casme2.py --quick            # the defaults and the floor only
     .venv/bin/python benchmarks/casme2.py --only 3c_hoof_logreg,3c_ststnet
     .venv/bin/python benchmarks/casme2.py --only 'neural*' --rerun
@@ -166,7 +167,7 @@ def runs() -> list[Run]:
                                            "features.params": {"size": 48}},
                     "Siamese onset/apex crops (standardised difference), 48 px, 30 epochs"),
                 # Video models read frames minus the onset frame (features.params.relative): on raw
-                # frames C3D-small scored UF1 0.196 under LOSO (below chance: it learns identity),
+                # frames C3D-small scored UF1 0.196 under LOSO (below chance; appearance dominates),
                 # with relative frames 0.495 in a subject-grouped 5-fold trial on these clips, which
                 # is how the option was chosen (a selection on this data, said here).
                 Run(p + "cnn_lstm", deep, {**_neural("cnn_lstm", 5, flow=False), "features.name": "sequence",
