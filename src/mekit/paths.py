@@ -14,5 +14,11 @@ def cache_dir() -> Path:
     else:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         p = Path(base) / "mekit"
-    p.mkdir(parents=True, exist_ok=True)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        from mekit.errors import ConfigError
+
+        raise ConfigError(f"mekit cache folder {p} cannot be created ({e.strerror or e}); expected a writable "
+                          f"folder: set MEKIT_CACHE to one") from None
     return p

@@ -173,15 +173,38 @@ def markdown(m: dict, cfg) -> str:
     lines.append("")
     if m.get("figures"):  # only link figures that were written (output.plots)
         lines += ["![confusion](confusion_matrix.png)", "", "![per class](per_class.png)", ""]
-    if m.get("skipped"):
-        lines += [f"{len(m['skipped'])} samples were skipped during preprocessing (see metrics.json).", ""]
+    lines += [f"**Excluded.** {excluded_summary(m)}", ""]
+    res = m.get("resume")
+    if res:
+        text = f"**Resumed.** {res['folds_resumed']} of {res['folds_total']} folds were read back from an " \
+               f"earlier run with the same config, data and code." if res["folds_resumed"] else \
+               "**Resumed.** No fold was read back from an earlier run."
+        if res.get("discarded"):
+            text += f" Saved folds were discarded: {res['discarded']}."
+        lines += [text, ""]
     return "\n".join(lines)
 
 
-def write_report(result, out: Path, table=None) -> Path:
+def excluded_summary(m: dict) -> str:
+    """One paragraph: how many samples were left out, at which stage, and where the list is."""
+    ex = m.get("excluded") or {}
+    total = ex.get("total", 0)
+    if not total:
+        return "No sample was excluded."
+    names = {"load": "by the loader (missing clips or problem rows)", "label_scheme": "by the label scheme",
+             "preprocess": "by preprocessing", "features": "by feature extraction"}
+    parts = [f"{n} {names.get(k, k)}" for k, n in ex.get("by_stage", {}).items() if n]
+    return (f"{total} samples were excluded: {', '.join(parts)}. Each is listed with its reason in "
+            f"excluded.csv.")
+
+
+def write_report(result, out: Path, table=None, excluded: list[dict[str, str]] | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     cfg, m = result.config, result.metrics
     result.predictions.to_csv(out / "predictions.csv", index=False)
+    rows = excluded if excluded is not None else getattr(result, "excluded", None)
+    if rows is not None:
+        pd.DataFrame(rows, columns=["sample", "stage", "reason"]).to_csv(out / "excluded.csv", index=False)
     (out / "config.resolved.yaml").write_text(cfg.to_yaml())
     (out / "environment.json").write_text(json.dumps(environment(cfg.seed), indent=2))
     if cfg.output.plots:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mekit.config import ExperimentConfig
-from mekit.errors import DataError
+from mekit.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ class RunResult:
     metrics: dict[str, Any]
     out_dir: Path | None = None
     skipped: dict[str, str] = field(default_factory=dict)
+    #: every sample left out, with stage and reason (also written to excluded.csv)
+    excluded: list[dict[str, str]] = field(default_factory=list)
 
 
 def _progress(enabled: bool):
@@ -110,27 +113,85 @@ def _fit_threads(cfg: ExperimentConfig, n_values: int):
 _ID_COLUMNS = ("sample_id", "subject", "dataset", "fold", "true", "pred")
 
 
+def fold_dir_name(fold: str) -> str:
+    """A file-safe folder name for a fold, unique per exact fold name: a readable slug plus a
+    short hash of the name (subjects ``P:1`` and ``P_1`` share a slug, never a folder)."""
+    import hashlib
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", fold).strip("._")[:80] or "fold"
+    return f"{slug}-{hashlib.sha1(fold.encode()).hexdigest()[:8]}"
+
+
 def _fold_dir(out_dir: Path | None, seed: int, fold: str) -> Path | None:
     if out_dir is None:
         return None
-    safe = fold.replace("/", "_").replace(":", "_")
-    return out_dir / "folds" / f"seed{seed}" / safe
+    return out_dir / "folds" / f"seed{seed}" / fold_dir_name(fold)
 
 
-def _prepare_resume(out_dir: Path | None, cfg: ExperimentConfig) -> None:
-    """Completed folds of a killed run are reused only if the config is exactly the same."""
+#: how a run treats folds saved by an earlier run in the same folder
+RESUME_MODES = ("auto", "strict", "off")
+
+
+def resume_stamp(cfg: ExperimentConfig, table) -> dict[str, str]:
+    """What saved folds must match to be reused: the config (minus settings that cannot change a
+    result), the data (ids, labels, subjects, key frames and the fingerprints of their files) and
+    the code (mekit's version and a hash of its source)."""
+    import hashlib
+
+    from mekit.fingerprint import code_version, table_fingerprint
+
+    return {"config": hashlib.sha256(cfg.results_yaml().encode()).hexdigest()[:24],
+            "data": table_fingerprint(table.df.to_dict("records")),
+            "code": code_version()}
+
+
+def _prepare_resume(out_dir: Path | None, cfg: ExperimentConfig, table, mode: str = "auto") -> str | None:
+    """Keep or discard the saved folds of an earlier run in ``out_dir``.
+
+    Folds are reused only when the stamp (config, data, code) is exactly the same. ``auto``
+    starts over on a mismatch, ``strict`` stops with a message naming what changed, ``off``
+    always starts over. Returns why saved folds were discarded (None when nothing was)."""
+    if mode not in RESUME_MODES:
+        raise ConfigError(f"resume: {mode!r}; expected one of {list(RESUME_MODES)}")
     if out_dir is None:
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = out_dir / "folds" / "config.yaml"
-    text = cfg.results_yaml()  # a different number of fold workers still resumes
-    if stamp.exists() and stamp.read_text() != text:
-        import shutil
+        return None
+    import shutil
 
-        log.info("config changed since the last run in %s: not resuming", out_dir)
-        shutil.rmtree(out_dir / "folds")
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(text)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DataError("the output path is a file, not a folder", path=out_dir,
+                        expected="a folder for the report (new or existing)") from None
+    except OSError as e:
+        raise DataError(f"cannot create the output folder ({e.strerror or e})", path=out_dir,
+                        expected="a writable folder") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise DataError("the output folder is not writable", path=out_dir, expected="a writable folder")
+    folds = out_dir / "folds"
+    stamp_path = folds / "stamp.json"
+    stamp = resume_stamp(cfg, table)
+    discarded = None
+    if folds.exists():
+        try:
+            old = json.loads(stamp_path.read_text())
+        except (OSError, ValueError):
+            old = {}
+        changed = [k for k in stamp if old.get(k) != stamp[k]]
+        if mode == "off":
+            discarded = "resume is off"
+        elif changed:
+            what = ", ".join(changed)
+            if mode == "strict":
+                raise DataError(f"saved folds were made with a different {what} (resume strict); expected the "
+                                f"same config, data and mekit code, or another --out folder", path=folds)
+            discarded = f"the {what} changed since they were saved"
+        if discarded:
+            log.warning("%s: saved folds discarded (%s); every fold is run again", out_dir, discarded)
+            shutil.rmtree(folds)
+    folds.mkdir(parents=True, exist_ok=True)
+    stamp_path.write_text(json.dumps(stamp, indent=2))
+    return discarded
 
 
 def _load_with_progress(cfg: ExperimentConfig, progress: bool):
@@ -191,6 +252,24 @@ def _run_fold(job: tuple[int, int, Any]) -> tuple[int, tuple[pd.DataFrame, dict[
     return i, (fold_df, sel)
 
 
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: a fold worker is killed when the process that started it dies (a run
+    killed with SIGKILL would otherwise leave its workers training, orphaned, for hours)."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # no prctl: workers end with the pool as before
+            return
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+
 def _map_folds(jobs: list[tuple[int, int, Any]], workers: int):
     """Yield ``_run_fold`` results, in this process or in ``workers`` forked processes (in the
     order they finish). Each fold seeds its own model, so the results are those of a serial run."""
@@ -200,17 +279,52 @@ def _map_folds(jobs: list[tuple[int, int, Any]], workers: int):
         return
     import multiprocessing as mp
 
-    with mp.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+    with mp.get_context("fork").Pool(min(workers, len(jobs)), initializer=_die_with_parent,
+                                       initargs=(os.getpid(),)) as pool:
         yield from pool.imap_unordered(_run_fold, jobs)
 
 
+def excluded_rows(table, skipped: dict[str, str], usable_ids: set[str]) -> list[dict[str, str]]:
+    """Every sample (or group of samples) left out of a run, with the stage and the reason: the
+    loader's missing clips and problem rows, emotions a label scheme has no class for, samples
+    preprocessing or feature extraction could not use. Nothing is left out without a row here."""
+    rows: list[dict[str, str]] = []
+    rep = table.report
+    for sid in rep.missing:
+        rows.append({"sample": str(sid), "stage": "load", "reason": "clip files are missing"})
+    for p in rep.problems:
+        rows.append({"sample": p.sample, "stage": "load", "reason": p.reason})
+    for emotion, n in rep.dropped.items():
+        rows.append({"sample": f"({n} samples)", "stage": "label_scheme",
+                     "reason": f"emotion {emotion!r} has no class in the label scheme"})
+    for sid, why in skipped.items():
+        rows.append({"sample": str(sid), "stage": "preprocess", "reason": str(why)})
+    for sid in table.df["sample_id"]:
+        if sid not in usable_ids and sid not in skipped:
+            rows.append({"sample": str(sid), "stage": "features", "reason": "no input was built for it"})
+    return rows
+
+
+def excluded_counts(rows: list[dict[str, str]]) -> dict[str, Any]:
+    """Counts of excluded samples by stage (label-scheme rows count their samples)."""
+    import re
+
+    by_stage: dict[str, int] = {}
+    for r in rows:
+        m = re.fullmatch(r"\((\d+) samples\)", r["sample"])
+        by_stage[r["stage"]] = by_stage.get(r["stage"], 0) + (int(m.group(1)) if m else 1)
+    return {"total": sum(by_stage.values()), "by_stage": by_stage}
+
+
 def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
-                   progress: bool = True) -> RunResult:
+                   progress: bool = True, resume: str = "auto") -> RunResult:
     """Run ``config`` end to end and (when ``out_dir`` is given) write its report folder.
 
     With an ``out_dir``, each finished fold's predictions are saved as it completes (and a
     neural model checkpoints every epoch), so a run killed part-way resumes from its last
-    completed fold and epoch when started again with the same config and folder.
+    completed fold and epoch when started again with the same config, data, mekit code and
+    folder. ``resume``: ``auto`` (reuse matching folds, start over otherwise), ``strict`` (stop
+    when saved folds do not match) or ``off`` (always start over).
     """
     from mekit.data import load_dataset
     from mekit.evaluation.protocols import get_protocol
@@ -218,10 +332,12 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
     t0 = time.perf_counter()
     cfg = config
     out_dir = Path(out_dir) if out_dir is not None else None
-    _prepare_resume(out_dir, cfg)
+    if resume not in RESUME_MODES:
+        raise ConfigError(f"resume: {resume!r}; expected one of {list(RESUME_MODES)}")
     table = _load_with_progress(cfg, progress)
     if len(table) == 0:
         raise DataError(f"dataset {cfg.data.loader} at {cfg.data.root} has no labelled samples")
+    discarded = _prepare_resume(out_dir, cfg, table, resume)
     scheme = getattr(table, "scheme", None)
     present = set(table.df["label"])
     classes = [c for c in (list(scheme.classes) if scheme is not None else table.classes) if c in present]
@@ -232,6 +348,10 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
     # keep the table's own order (not the extractor's), so folds, training order and so the
     # fitted models do not depend on the order a feature stage happens to return samples in
     usable = table.subset(table.df["sample_id"].isin(set(feats.sample_ids)))
+    excluded = excluded_rows(table, dict(feats.skipped), set(usable.df["sample_id"]))
+    if len(usable) == 0:
+        reasons = "; ".join(f"{r['sample']}: {r['reason']}" for r in excluded[:3])
+        raise DataError(f"no sample of {cfg.data.loader} could be used ({len(excluded)} excluded, e.g. {reasons})")
     labels = dict(zip(usable.df["sample_id"], usable.df["label"]))
     subjects = dict(zip(usable.df["sample_id"], usable.df["subject"]))
     datasets = dict(zip(usable.df["sample_id"], usable.df["dataset"]))
@@ -277,9 +397,12 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
     metrics["timing_s"] = {"load": round(t_load, 3), "features": round(t_feat, 3),
                            "total": round(time.perf_counter() - t0, 3), "folds_resumed": n_resumed}
     metrics["skipped"] = dict(feats.skipped)
-    result = RunResult(cfg, predictions, metrics, None, dict(feats.skipped))
+    metrics["excluded"] = excluded_counts(excluded)
+    metrics["resume"] = {"mode": resume, "folds_resumed": n_resumed, "folds_total": len(frames),
+                         "discarded": discarded}
+    result = RunResult(cfg, predictions, metrics, None, dict(feats.skipped), excluded)
     if out_dir is not None:
         from mekit.evaluation.report import write_report
 
-        result.out_dir = write_report(result, out_dir, table)
+        result.out_dir = write_report(result, out_dir, table, excluded)
     return result

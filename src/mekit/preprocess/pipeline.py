@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from mekit.errors import ConfigError, DataError, MekitError
+from mekit.fingerprint import sample_fingerprint
 from mekit.preprocess.cache import Cache, canonical_json, param_key
 
 log = logging.getLogger(__name__)
@@ -276,6 +277,9 @@ def stage_keys(row: Mapping[str, Any], cfg: PreprocessConfig) -> dict[str, str]:
     # The alignment depends on the frames it may be fitted on (onset first, then frames spread
     # to the offset), not on the apex: correcting an apex annotation recomputes flow only.
     src = {k: row.get(k) for k in ("media", "path", "frame_template", "onset", "offset")}
+    # the files' fingerprint (frame folders: names, sizes and mtimes; small images: content hash),
+    # so a frame fixed or re-exported after a run is recomputed, never served from the old entry
+    src["files"] = sample_fingerprint(row)
     keys: dict[str, str] = {}
     if row["media"] == "flow":
         if cfg.pairs:
@@ -912,6 +916,7 @@ def preprocess(table: Any, config: PreprocessConfig | Mapping[str, Any] | None =
     timings["read"] += time.perf_counter() - t0
 
     if todo:
+        _check_writable(cache.root)
         _run(todo, cfg, keys, cache, meta, skipped, timings, progress)
     timings["total"] = time.perf_counter() - t_start
     result = PreprocessResult(cfg, cache, keys, meta, skipped, timings, order)
@@ -920,6 +925,21 @@ def preprocess(table: Any, config: PreprocessConfig | Mapping[str, Any] | None =
     log.info("preprocessed %d clips (%d computed, %d cached, %d skipped) in %.1f s",
              len(order), result.n_computed, result.n_cached, len(skipped), timings["total"])
     return result
+
+
+def _check_writable(root: Path) -> None:
+    """Stop once, before any clip, when the cache folder cannot be written (a read-only or
+    full disk would otherwise fail every clip with the same error and throw the work away).
+    A read-only cache that already holds every entry is fine: nothing needs writing then."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=root)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"preprocessing cache folder {root} is not writable ({e.strerror or e}); expected a "
+                          f"writable folder: set preprocess.cache_dir or MEKIT_CACHE to one, or preprocess.cache=false "
+                          f"to keep results in a temporary folder") from None
 
 
 def _check_runtime(cfg: PreprocessConfig) -> None:
