@@ -35,6 +35,12 @@ def preprocess_cmd(
     cfg = PreprocessConfig.from_yaml(config, parse_overrides(overrides))
     result = preprocess(load_dataset(loader, root, **parse_overrides(option)), cfg, progress=True)
     show_summary(result)
+    s = result.summary()
+    if s["clips"] and not s["done"]:  # nothing usable came out: a failure, whatever the reasons
+        from mekit.errors import DataError
+
+        first = next(iter(s["skipped"].items()), ("", ""))
+        raise DataError(f"every one of the {s['clips']} clips failed to preprocess (first: {first[0]}: {first[1]})")
 
 
 def show_summary(result: PreprocessResult) -> None:

@@ -284,38 +284,6 @@ def _map_folds(jobs: list[tuple[int, int, Any]], workers: int):
         yield from pool.imap_unordered(_run_fold, jobs)
 
 
-def excluded_rows(table, skipped: dict[str, str], usable_ids: set[str]) -> list[dict[str, str]]:
-    """Every sample (or group of samples) left out of a run, with the stage and the reason: the
-    loader's missing clips and problem rows, emotions a label scheme has no class for, samples
-    preprocessing or feature extraction could not use. Nothing is left out without a row here."""
-    rows: list[dict[str, str]] = []
-    rep = table.report
-    for sid in rep.missing:
-        rows.append({"sample": str(sid), "stage": "load", "reason": "clip files are missing"})
-    for p in rep.problems:
-        rows.append({"sample": p.sample, "stage": "load", "reason": p.reason})
-    for emotion, n in rep.dropped.items():
-        rows.append({"sample": f"({n} samples)", "stage": "label_scheme",
-                     "reason": f"emotion {emotion!r} has no class in the label scheme"})
-    for sid, why in skipped.items():
-        rows.append({"sample": str(sid), "stage": "preprocess", "reason": str(why)})
-    for sid in table.df["sample_id"]:
-        if sid not in usable_ids and sid not in skipped:
-            rows.append({"sample": str(sid), "stage": "features", "reason": "no input was built for it"})
-    return rows
-
-
-def excluded_counts(rows: list[dict[str, str]]) -> dict[str, Any]:
-    """Counts of excluded samples by stage (label-scheme rows count their samples)."""
-    import re
-
-    by_stage: dict[str, int] = {}
-    for r in rows:
-        m = re.fullmatch(r"\((\d+) samples\)", r["sample"])
-        by_stage[r["stage"]] = by_stage.get(r["stage"], 0) + (int(m.group(1)) if m else 1)
-    return {"total": sum(by_stage.values()), "by_stage": by_stage}
-
-
 def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
                    progress: bool = True, resume: str = "auto") -> RunResult:
     """Run ``config`` end to end and (when ``out_dir`` is given) write its report folder.
@@ -348,6 +316,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
     # keep the table's own order (not the extractor's), so folds, training order and so the
     # fitted models do not depend on the order a feature stage happens to return samples in
     usable = table.subset(table.df["sample_id"].isin(set(feats.sample_ids)))
+    from mekit.evaluation.report import excluded_counts, excluded_rows
+
     excluded = excluded_rows(table, dict(feats.skipped), set(usable.df["sample_id"]))
     if len(usable) == 0:
         reasons = "; ".join(f"{r['sample']}: {r['reason']}" for r in excluded[:3])

@@ -70,6 +70,8 @@ class IntensityResult:
     clips: pd.DataFrame
     out_dir: Path | None = None
     skipped: dict[str, str] = field(default_factory=dict)
+    #: every clip left out, with stage and reason (also written to excluded.csv)
+    excluded: list[dict[str, str]] = field(default_factory=list)
 
 
 # -- checks and targets ---------------------------------------------------------------------------
@@ -250,7 +252,11 @@ def run_intensity(config: ExperimentConfig, out_dir: str | Path | None = None, p
     metrics["timing_s"] = {"load": round(t_load, 3), "inputs": round(t_inputs, 3),
                            "total": round(time.perf_counter() - t0, 3)}
     metrics["skipped"] = dict(skipped)
-    result = IntensityResult(cfg, predictions, metrics, clip_table, None, dict(skipped))
+    from mekit.evaluation.report import excluded_counts, excluded_rows
+
+    excluded = excluded_rows(table, dict(skipped), set(usable.sample_ids))
+    metrics["excluded"] = excluded_counts(excluded)
+    result = IntensityResult(cfg, predictions, metrics, clip_table, None, dict(skipped), excluded)
     if out_dir is not None:
         result.out_dir = write_intensity_report(result, Path(out_dir))
     return result
@@ -405,8 +411,9 @@ def intensity_markdown(m: dict[str, Any], cfg: ExperimentConfig, figures: list[s
                       f"accuracy {_fmt(c.get('accuracy'))}.", ""]
         lines += [f"**Caveat.** {m['caveat']}", ""]
     lines += [f"**Model selection.** {m['model_selection']}", ""]
-    if m.get("skipped"):
-        lines += [f"{len(m['skipped'])} clips were left out (no target or unreadable frames; see metrics.json).", ""]
+    from mekit.evaluation.report import excluded_summary
+
+    lines += [f"**Excluded.** {excluded_summary(m)}", ""]
     for f in figures:
         lines += [f"![{Path(f).stem}]({f})", ""]
     return "\n".join(lines)
@@ -421,6 +428,7 @@ def write_intensity_report(result: IntensityResult, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     result.predictions.to_csv(out / "predictions.csv", index=False)
     result.clips.to_csv(out / "clips.csv", index=False)
+    pd.DataFrame(result.excluded, columns=["sample", "stage", "reason"]).to_csv(out / "excluded.csv", index=False)
     (out / "config.resolved.yaml").write_text(cfg.to_yaml())
     (out / "environment.json").write_text(json.dumps(environment(cfg.seed), indent=2))
     figures: list[str] = []
