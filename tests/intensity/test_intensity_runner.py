@@ -69,6 +69,10 @@ def test_report_folder_and_metric_keys(ridge_run):
     clips = pd.read_csv(out / "clips.csv")
     assert len(clips) == 12 and {"peak_frame", "peak_value", "apex", "peak_within_10pct"} <= set(clips.columns)
     assert "peak within 10 %" in (out / "report.md").read_text()
+    # nothing left out here, and the report says so; the (empty) list is still written
+    assert m["excluded"] == {"total": 0, "by_stage": {}}
+    assert pd.read_csv(out / "excluded.csv").columns.tolist() == ["sample", "stage", "reason"]
+    assert "**Excluded.** No sample was excluded." in (out / "report.md").read_text()
 
 
 def test_synthetic_targets_are_the_rendered_curves(ridge_run, table):
