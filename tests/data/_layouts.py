@@ -157,3 +157,52 @@ def make_casme3(root: Path, clips: Sequence[Clip], video_frames: dict[tuple[str,
         rows = [[c.subject, c.name, c.onset, c.apex, c.offset, c.aus, "III", c.emotion] for c in clips]
         write_sheet(root / sheet, CASME3_HEADER, rows, sheet_name="label")
     return root
+
+
+# -- damaged files and small inputs for the input-trust tests ----------------------------------
+def truncate(path: Path, keep: float = 0.5) -> Path:
+    """Cut a file to ``keep`` of its bytes, as an interrupted copy or download leaves it."""
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[:int(len(data) * keep)])
+    return Path(path)
+
+
+def textured_image(size: int = 48, seed: int = 0, fmt: str = "JPEG", **save) -> bytes:
+    """An RGB image with detail everywhere, so a truncated copy visibly loses its lower part."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+def make_image_folder(root: Path, classes: dict[str, int], subjects: int = 2, fmt: str = "PNG",
+                      split: str | None = None) -> Path:
+    """``root/[split/]<class>/S<k>_<i>.png``: ``classes[name]`` images per class, subjects S1..S<subjects>."""
+    base = root / split if split else root
+    data = image_bytes(fmt)
+    ext = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp"}[fmt]
+    for name, n in classes.items():
+        folder = base / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            (folder / f"S{i % subjects + 1}_{name}_{i:03d}.{ext}").write_bytes(data)
+    return root
+
+
+def write_video(path: Path, n_frames: int = 20, size: int = 32, fps: int = 25) -> Path:
+    """A small MJPEG AVI (its header declares the frame count, as AVI files do)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mjpeg", rate=fps)
+        s.width = s.height = size
+        s.pix_fmt = "yuvj420p"
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), (i * 10) % 256, np.uint8), format="rgb24")
+            for pk in s.encode(frame):
+                c.mux(pk)
+        for pk in s.encode():
+            c.mux(pk)
+    return path

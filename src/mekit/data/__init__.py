@@ -40,12 +40,106 @@ def get_loader(name: str):
     return getattr(importlib.import_module(mod), fn)
 
 
+#: Loaders whose classes are declared by the user in code (the synthetic corpus's ``classes``),
+#: not read from files: their labels are not screened for typos.
+DECLARED_LABELS = frozenset({"synthetic"})
+
+
+def loader_options(name: str) -> dict[str, Any]:
+    """Options the loader ``name`` accepts, with their annotations (strings, as written).
+
+    Named parameters of its function (``root`` excepted), plus, for a loader that takes
+    ``**params`` and lists them in a function attribute ``option_types``, those.
+    """
+    import inspect
+
+    fn = get_loader(name)
+    sig = inspect.signature(fn)
+    types: dict[str, Any] = {n: p.annotation for n, p in sig.parameters.items()
+                             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "root"}
+    types.update(getattr(fn, "option_types", None) or {})
+    return types
+
+
+def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Validate loader options before they reach the loader; returns them with booleans made real.
+
+    An unknown option is a ConfigError naming it and the accepted ones (a loader that takes
+    ``**options`` without listing them checks its own). An option annotated ``bool`` must be
+    a boolean: YAML gives real ones, and the text a command-line override may carry
+    ('true'/'false', 'yes'/'no', 'on'/'off', '1'/'0') is accepted; anything else ('maybe')
+    is refused, where Python's truthiness would have read it as true. ``int``/``float``
+    options must be numbers (or text that is one).
+    """
+    import inspect
+
+    from mekit.errors import ConfigError
+
+    fn = get_loader(name)
+    types = loader_options(name)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+    if not takes_any or getattr(fn, "option_types", None) is not None:
+        unknown = sorted(set(options) - set(types))
+        if unknown:
+            hint = " (the dataset folder is data.root, not an option)" if "root" in unknown else ""
+            raise ConfigError(f"unknown option(s) {unknown} for the {name} loader{hint}; accepted: "
+                              f"{', '.join(sorted(types))}")
+    out = dict(options)
+    for key, value in options.items():
+        ann = types.get(key)
+        ann = getattr(ann, "__name__", ann)
+        if ann == "bool":
+            out[key] = _option_bool(name, key, value)
+        elif ann in ("int", "float"):
+            out[key] = _option_number(name, key, value, int if ann == "int" else float)
+    return out
+
+
+def _option_bool(loader: str, key: str, value: Any) -> bool:
+    from mekit.errors import ConfigError
+
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, (str, int)) else None
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ConfigError(f"option {key} of the {loader} loader is {value!r}; expected true or false")
+
+
+def _option_number(loader: str, key: str, value: Any, kind: type) -> Any:
+    from mekit.errors import ConfigError
+
+    what = "a whole number" if kind is int else "a number"
+    if isinstance(value, bool):
+        raise ConfigError(f"option {key} of the {loader} loader is {value!r}; expected {what}")
+    try:
+        f = float(value) if isinstance(value, (int, float, str)) else None
+    except ValueError:
+        f = None
+    if f is None or f != f or (kind is int and not f.is_integer()):
+        raise ConfigError(f"option {key} of the {loader} loader is {value!r}; expected {what}")
+    if kind is int:
+        return int(value) if isinstance(value, int) else int(f)
+    return value if isinstance(value, (int, float)) else f
+
+
 def load_dataset(name: str, root: str | Path | None = None, label_scheme: Any = None, **options: Any):
-    """Load a dataset by loader name and apply a label scheme (name, YAML path or LabelScheme)."""
-    from mekit.data.labels import apply_scheme
+    """Load a dataset by loader name and apply a label scheme (name, YAML path or LabelScheme).
 
-    table = get_loader(name)(Path(root) if root is not None else None, **options)
-    return apply_scheme(table, label_scheme) if label_scheme is not None else table
+    Options are checked first (:func:`check_options`). Without a scheme, labels that are not
+    emotion names are screened (:func:`mekit.data.labels.screen_labels`): a typo is dropped
+    as a problem row instead of becoming a class of its own.
+    """
+    from mekit.data.labels import apply_scheme, screen_labels
+
+    fn = get_loader(name)
+    options = check_options(name, options)
+    table = fn(Path(root) if root is not None else None, **options)
+    if label_scheme is not None:
+        return apply_scheme(table, label_scheme)
+    return table if name in DECLARED_LABELS else screen_labels(table)
 
 
-__all__ = ["LOADERS", "get_loader", "load_dataset"]
+__all__ = ["LOADERS", "get_loader", "load_dataset", "check_options", "loader_options"]

@@ -140,7 +140,12 @@ def _read_raw(path: Path, sheet: str | Sequence[str] | None) -> tuple[pd.DataFra
 
 def _read_csv_raw(path: Path) -> pd.DataFrame:
     # The csv module copes with ragged preamble lines that pandas' parser rejects.
-    for enc in ("utf-8-sig", "cp1252"):
+    # Excel's "Unicode text" export is UTF-16 with a byte-order mark; read as cp1252 it would
+    # come out as letters between NUL bytes, and every column would be reported missing.
+    with open(path, "rb") as f:
+        bom = f.read(2)
+    encodings = ("utf-16",) if bom in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig", "cp1252")
+    for enc in encodings:
         try:
             with open(path, newline="", encoding=enc) as f:
                 sample = f.read(4096)
@@ -149,12 +154,15 @@ def _read_csv_raw(path: Path) -> pd.DataFrame:
                     dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
                 except csv.Error:
                     dialect = csv.excel
-                rows = list(csv.reader(f, dialect))
+                try:
+                    rows = list(csv.reader(f, dialect))
+                except csv.Error as e:  # NUL bytes, a file that is not text at all
+                    raise DataError(f"cannot parse as CSV ({e})", path=path, expected="a text CSV file") from None
             break
-        except UnicodeDecodeError:
+        except UnicodeError:
             continue
-    else:  # pragma: no cover - cp1252 decodes nearly anything
-        raise DataError("cannot decode the file", path=path, expected="UTF-8 or Windows-1252 text")
+    else:  # cp1252 decodes nearly anything; a broken UTF-16 file does not
+        raise DataError("cannot decode the file", path=path, expected="UTF-8, UTF-16 or Windows-1252 text")
     width = max((len(r) for r in rows), default=0)
     cells = [[(c if c.strip() else None) for c in r] + [None] * (width - len(r)) for r in rows]
     return pd.DataFrame(cells, dtype=object)
@@ -230,7 +238,10 @@ def frame_number(value: Any) -> int | None:
     if isinstance(value, bool):
         raise CellError("expected a frame number (a whole number), got a true/false value")
     if isinstance(value, Number):
-        f = float(value)  # type: ignore[arg-type]
+        try:
+            f = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):  # complex, or a number float cannot hold
+            raise CellError("expected a frame number (a whole number)") from None
     else:
         s = str(value).strip()
         if s.lower() in EMPTY_CELLS:
@@ -241,7 +252,7 @@ def frame_number(value: Any) -> int | None:
             raise CellError("expected a frame number (a whole number)") from None
     if math.isnan(f):
         return None
-    if not f.is_integer() or f < 0:
+    if math.isinf(f) or not f.is_integer() or f < 0:
         raise CellError("expected a frame number (a whole number >= 0)")
     return int(f)
 
@@ -454,13 +465,22 @@ def assemble(dataset: str, clips: Iterable[ClipRow], *, fps: float, report: Load
     the folder, only where the clip lies in its first (primary) candidate folder: SMIC-HS
     clip folders hold exactly onset..offset, SMIC-E's longer ones do not.
     """
+    if sheet.rows.empty:
+        raise DataError(f"{sheet.label} has a header (row {sheet.header_row}) but no data rows", path=sheet.path,
+                        expected="one row per coded clip below the header")
     records: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     scans: dict[Path, list[FrameNaming]] = {}  # CAS(ME)^3 videos hold many clips: list each folder once
     n_rows = 0
     filled = 0
+    outside = 0
+    real_root = os.path.realpath(frames_dir)
     for c in clips:
         n_rows += 1
+        bad = unsafe_name(c.clip, "clip") or unsafe_name(c.subject.split("/", 1)[-1], "subject")
+        if bad:
+            report.add_problem(c.sample_id, f"{sheet.where(c.row)}: {bad}; row excluded")
+            continue
         if c.sample_id in seen:
             report.add_problem(c.sample_id, f"{sheet.where(c.row)} repeats sample {c.sample_id} "
                                             f"(first on row {seen[c.sample_id]}); row excluded")
@@ -468,6 +488,14 @@ def assemble(dataset: str, clips: Iterable[ClipRow], *, fps: float, report: Load
         seen[c.sample_id] = c.row
         template, offset = c.template, c.offset
         found = next((f for f in c.folders if f.is_dir()), None)
+        if found is not None:
+            leak = _leaves_subject(found, frames_dir, real_root)
+            if leak == "leak":
+                report.add_problem(c.sample_id, f"{sheet.where(c.row)}: clip folder {found} is a link to "
+                                                f"{os.path.realpath(found)}, another subject's folder; a clip "
+                                                "must lie in its own subject's folder; row excluded")
+                continue
+            outside += leak == "outside"
         if check_frames:
             if found is None:
                 report.missing.append(c.sample_id)
@@ -491,6 +519,10 @@ def assemble(dataset: str, clips: Iterable[ClipRow], *, fps: float, report: Load
         })
         if emotion is not None:
             report.label_mapping.setdefault(str(emotion), canonical(emotion))
+        report.sources[c.sample_id] = sheet.where(c.row, "emotion")
+    if outside:
+        report.notes.append(f"{dataset}: {outside} clip folder(s) under {frames_dir} are links to folders outside "
+                            "it (kept: a link farm, not another subject's clip)")
     if report.missing:
         report.notes.append(f"{dataset}: {len(report.missing)} of {n_rows} clips in {sheet.label} have no "
                             f"frame folder under {frames_dir} (listed in report.missing); they were skipped")
@@ -504,6 +536,51 @@ def assemble(dataset: str, clips: Iterable[ClipRow], *, fps: float, report: Load
     logger.info("%s: %d clips from %d sheet rows (%d missing, %d problems)", dataset, len(table), n_rows,
                 len(report.missing), len(report.problems))
     return table
+
+
+# -- path safety ----------------------------------------------------------------------------
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def unsafe_name(name: str, what: str) -> str | None:
+    """Why a sheet cell cannot be used as one folder name, or None when it can.
+
+    Clip and subject cells become path components (``<frames>/<subject>/<clip>``). A cell
+    holding ``../sub02/EP01_01``, an absolute path or any separator would point at another
+    subject's clip and load it under this subject: a subject leak that makes
+    leave-one-subject-out test on training data. Every corpus names a clip with one
+    folder name, so a separator is refused outright.
+    """
+    text = str(name)
+    if text in (".", ".."):
+        return f"{what} name {text!r} is not a folder name"
+    if "/" in text or "\\" in text or _DRIVE.match(text) or "\x00" in text:
+        return (f"{what} name {text!r} is a path; expected one folder name (a path could leave the subject's "
+                "folder and load another subject's clip)")
+    return None
+
+
+def _leaves_subject(folder: Path, frames_dir: Path, real_root: str) -> str:
+    """'ok', 'leak' (resolves into another subject's folder) or 'outside' (outside the frames folder).
+
+    The subject's folder is the first component of the clip folder below ``frames_dir``.
+    A symlinked clip folder that resolves into another subject's folder of the same
+    corpus is a subject leak and refused. One that resolves outside the corpus entirely
+    is allowed (some users keep frames elsewhere and link them in); it is counted in a note.
+    """
+    try:
+        rel = folder.relative_to(frames_dir)
+    except ValueError:
+        return "ok"
+    if not rel.parts:
+        return "ok"
+    real = os.path.realpath(folder)
+    home = os.path.realpath(frames_dir / rel.parts[0])
+    if real == home or real.startswith(home + os.sep):
+        return "ok"
+    if real == real_root or real.startswith(real_root + os.sep):
+        return "leak"
+    return "outside"
 
 
 # -- locating files -------------------------------------------------------------------------

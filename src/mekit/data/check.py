@@ -188,7 +188,9 @@ def check_dataset(table_or_loader_name: SampleTable | str, root: str | Path | No
     for (sp, lab), n in kdf.assign(split=kdf["split"].fillna("")).groupby(["split", "label"]).size().items():
         splits.setdefault(str(sp), {})[str(lab)] = int(n)
     merged = LoadReport(missing=missing, problems=problems, dropped=dict(table.report.dropped),
-                        notes=notes, label_mapping=dict(table.report.label_mapping))
+                        notes=notes, label_mapping=dict(table.report.label_mapping),
+                        sources=dict(table.report.sources), corpora=dict(table.report.corpora),
+                        corpora_absent=dict(table.report.corpora_absent))
     kept = SampleTable(kdf, merged, table.name)
     if scheme is not None:
         kept.scheme = scheme  # type: ignore[attr-defined]
@@ -226,6 +228,17 @@ def read_error(path: Path) -> str | None:
     """Why an image cannot be decoded completely, or None when it can."""
     from PIL import Image, UnidentifiedImageError
 
+    from mekit.preprocess.io import image_defect
+
+    # The end-marker check the readers use (mekit.preprocess.io.decode_image) first, so check
+    # and every later stage agree on what is truncated; PIL then finds the rest.
+    try:
+        with open(path, "rb") as f:
+            defect = image_defect(f.read())
+    except OSError as e:
+        return f"cannot read the file ({e.strerror or e})"
+    if defect is not None:
+        return defect
     try:
         with Image.open(path) as im:
             im.load()

@@ -186,6 +186,13 @@ def _load_csv(csv_path: Path, img_dir: Path, file_rule: str, dataset_column: str
         if err:
             report.add_problem(sid, f"{where}: {err} (column {label_col!r})")
             continue
+        rel = Path(fname.replace("\\", "/"))
+        if rel.is_absolute() or ".." in rel.parts:
+            # Images are looked up inside the image folder only: a path leaving it could load
+            # another subject's (or another corpus's) image under this row's subject.
+            report.add_problem(sid, f"{where}: file name {fname!r} leaves the image folder {img_dir}; "
+                                    "expected a name inside it; row excluded")
+            continue
         img, how = index.find(fname)
         if img is None:
             report.missing.append(sid)
@@ -199,6 +206,7 @@ def _load_csv(csv_path: Path, img_dir: Path, file_rule: str, dataset_column: str
                 report.add_problem(sid, f"{img.name}: {bad}")
                 continue
         seen.add(sid)
+        report.sources[sid] = f"{where}, column {label_col!r}"
         records.append(_record(sid, dataset, subj_key, clip, img, emotion, codes[i - 2], corpus, row))
 
     if report.missing:
@@ -282,6 +290,7 @@ def _load_loso(root: Path, test_dirs: list[Path], decode: Any, label_names: Any,
                 report.add_problem(sid, f"{img.relative_to(root)}: {bad}")
                 continue
         seen.add(sid)
+        report.sources[sid] = f"{img.relative_to(root)} (label folder)"
         records.append(_record(sid, dataset, subject, clip, img, emotion, code, "", None))
     report.notes.append(f"leave-one-subject-out layout: read the {len(test_dirs)} "
                         f"{'/'.join(sorted({d.name for d in test_dirs}))} folders (each subject's own "
@@ -429,17 +438,19 @@ class _ImageIndex:
 
 
 def _check_image(path: Path) -> str:
-    """'' when the image decodes to 3 channels, else the reason."""
+    """'' when the image decodes completely to 3 channels, else the reason.
+
+    Decoded by :func:`mekit.preprocess.io.decode_image`, the reader every stage uses, so a
+    truncated image is refused here exactly as it would be later.
+    """
     import cv2
-    import numpy as np
+
+    from mekit.preprocess.io import decode_image
 
     try:
-        # imdecode of the bytes rather than imread: works for any path OpenCV cannot open itself.
-        img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    except (OSError, cv2.error) as e:
-        return f"cannot read the image ({e})"
-    if img is None:
-        return "cannot decode the image (corrupt or not an image)"
+        img = decode_image(path, cv2.IMREAD_UNCHANGED)
+    except DataError as e:
+        return str(e).split(": ", 1)[-1] if str(e).startswith(str(path)) else str(e)
     channels = 1 if img.ndim == 2 else img.shape[2]
     if channels != 3:
         return f"has {channels} channel(s); expected 3 (u, v, optical strain)"

@@ -11,6 +11,12 @@ The class folder is always the image's parent folder. An optional ``annotations.
 root, or a path given) links file names to labels and optionally subjects and intensities; its
 labels override folder names.
 
+Class names are not checked here but in :func:`mekit.data.load_dataset`, once it is known
+whether a label scheme applies (a scheme may map a user's own names): without one, a name
+that is not an emotion name among names that are ('banana' beside 'happy') is taken for a
+typo and its images are dropped as problem rows; a dataset none of whose names is an emotion
+name keeps them as its own classes, with a warning (see :func:`mekit.data.labels.screen_labels`).
+
 Sample ids are ``<dataset>/<path relative to root without extension>``, e.g.
 ``ckplus/anger/S010_004_00000017`` or ``fer/train/Happy/img01``: unique within a root (two
 files that differ only in extension keep their extension) and stable across runs, because they
@@ -155,6 +161,7 @@ def load_image_folder(root: str | Path, subject_pattern: str | re.Pattern[str] |
             subject = sid.split("/", 1)[1]
             per_image_subject = True
         raw_names.add(emotion)
+        report.sources[sid] = entry["where"] if entry is not None else f"{_rel(img, root)} (its class folder)"
         records.append({
             "sample_id": sid, "dataset": dataset, "subject": f"{dataset}/{subject}", "clip": img.name,
             "media": "image", "path": str(img), "frame_template": None,
@@ -325,7 +332,7 @@ def _read_annotations(path: Path, root: Path, images: list[Path], report: LoadRe
             continue
         img = hits[0]
         label = (row.get(label_col) or "").strip()
-        entry: dict[str, Any] = {"label": label}
+        entry: dict[str, Any] = {"label": label, "where": f"{path.name} row {i}, column {label_col!r}"}
         if not label:
             entry["error"] = f"{path.name} row {i}: empty label in column {label_col!r}"
         if subj_col is not None:
@@ -339,7 +346,7 @@ def _read_annotations(path: Path, root: Path, images: list[Path], report: LoadRe
                     report.notes.append(f"{path.name} row {i}: intensity {raw!r} is not a number; left empty")
         prev = out.get(img)
         if prev is not None and prev.get("label") != entry["label"]:
-            entry = {"label": label, "error": f"{path.name}: conflicting labels {prev['label']!r} and "
-                                              f"{label!r} for {ref!r}"}
+            entry = {"label": label, "where": entry["where"],
+                     "error": f"{path.name}: conflicting labels {prev['label']!r} and {label!r} for {ref!r}"}
         out[img] = entry
     return out

@@ -61,9 +61,25 @@ class LoadReport:
     dropped: dict[str, int] = field(default_factory=dict)  # emotion -> count dropped by a scheme
     notes: list[str] = field(default_factory=list)
     label_mapping: dict[str, str] = field(default_factory=dict)  # raw class name -> canonical
+    #: sample id -> where its label was read ('CASME2.xlsx row 12', 'annotations.csv row 5'), so
+    #: a label refused later (by a scheme, or as a typo) is reported at its cell, not only by id.
+    sources: dict[str, str] = field(default_factory=dict)
+    #: For a composite (MEGC 2019): corpus -> samples it contributed. Empty for one corpus.
+    corpora: dict[str, int] = field(default_factory=dict)
+    #: For a composite loaded with ``allow_partial``: corpus -> why it is absent.
+    corpora_absent: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        """True for a composite that lacks one of its corpora (see :attr:`corpora_absent`)."""
+        return bool(self.corpora_absent)
 
     def add_problem(self, sample: str, reason: str) -> None:
         self.problems.append(Problem(str(sample), reason))
+
+    def where(self, sample: str) -> str:
+        """Where the sample's label was read, for messages ('' when unknown)."""
+        return self.sources.get(str(sample), "")
 
     def merge(self, other: LoadReport) -> LoadReport:
         out = LoadReport(
@@ -72,9 +88,14 @@ class LoadReport:
             dropped=dict(self.dropped),
             notes=self.notes + other.notes,
             label_mapping={**self.label_mapping, **other.label_mapping},
+            sources={**self.sources, **other.sources},
+            corpora=dict(self.corpora),
+            corpora_absent={**self.corpora_absent, **other.corpora_absent},
         )
         for k, v in other.dropped.items():
             out.dropped[k] = out.dropped.get(k, 0) + v
+        for k, v in other.corpora.items():
+            out.corpora[k] = out.corpora.get(k, 0) + v
         return out
 
 
@@ -208,6 +229,8 @@ def validate(df: pd.DataFrame) -> None:
 
 
 # -- action units -------------------------------------------------------------------------
+#: Cell texts that mean "no action unit".
+_NO_AU = frozenset({"nan", "none", "/", "-"})
 _AU_TOKEN = re.compile(r"^(?P<side>[LRBUT]?)(?:AU)?(?P<num>\d+)(?P<int>[A-E]?)$", re.IGNORECASE)
 
 
@@ -221,14 +244,18 @@ def parse_action_units(text: Any) -> list[str]:
     if text is None or (isinstance(text, float) and text != text):
         return []
     s = str(text).strip()
-    if not s or s.lower() in {"nan", "none", "/", "-"}:
+    if not s or s.lower() in _NO_AU:
         return []
-    if isinstance(text, (int, float)):
-        s = str(int(float(text)))
+    # A number cell is one AU (4 or 4.0 -> '4'); only whole finite numbers lose their '.0', so
+    # inf or 4.5 stay as written rather than raise or be rounded into another AU.
+    if isinstance(text, float) and text.is_integer():
+        s = str(int(text))
     tokens: list[str] = []
     for part in re.split(r"\s*[+,;&]\s*", s):
         part = part.strip().strip("()").strip()
-        if not part:
+        # A part that says "none" ('4+-') is no AU, as the whole cell saying it is; kept as a
+        # token it would not survive a round trip ('-' alone parses to no AU at all).
+        if not part or part.lower() in _NO_AU:
             continue
         alts = re.split(r"\s+or\s+|/", part, flags=re.IGNORECASE)
         parsed = []

@@ -64,7 +64,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -996,3 +996,7 @@ def load_synthetic(root: str | Path | None = None, progress: Callable[[int, int]
             return _table(target, _read_manifest(target))
         raise
 
+
+# load_synthetic takes **params (those of SyntheticParams); listing them lets load_dataset
+# check option names and types (colour: maybe is refused, not read as true).
+load_synthetic.option_types = {f.name: f.type for f in fields(SyntheticParams)}  # type: ignore[attr-defined]

@@ -62,6 +62,18 @@ class VideoInfo:
     width: int
     height: int
     codec: str
+    #: Frame count the container's header declares (None where it declares none).
+    declared_frames: int | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """Fewer frames could be read than the header declares: the file was cut short."""
+        return self.declared_frames is not None and self.n_frames < self.declared_frames
+
+    def truncation_note(self) -> str:
+        return (f"{self.path.name}: its header declares {self.declared_frames} frames but only "
+                f"{self.n_frames} could be read (the file looks truncated); used as a {self.n_frames}-frame "
+                "video")
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -120,9 +132,15 @@ def probe_video(path: str | Path) -> VideoInfo:
             raise DataError(f"cannot decode the video ({_av_reason(e)})", path=path) from None
         if n == 0 or first is None:
             raise DataError("the video stream holds no decodable frames", path=path)
-        if stream.frames and stream.frames != n:
-            log.debug("%s: header says %d frames, %d packets found; using %d", path, stream.frames, n, n)
-        return VideoInfo(path, n, fps, int(first.width), int(first.height), stream.codec_context.name)
+        declared = int(stream.frames) if stream.frames else None
+        info = VideoInfo(path, n, fps, int(first.width), int(first.height), stream.codec_context.name, declared)
+        if info.truncated:
+            # A cut-off download or copy: the clip is shorter than its header says. It is used
+            # (its frames are real) but never quietly: loaders add a problem row as well.
+            log.warning("%s", info.truncation_note())
+        elif declared is not None and declared != n:
+            log.debug("%s: header says %d frames, %d packets found; using %d", path, declared, n, n)
+        return info
     finally:
         container.close()
 
@@ -276,11 +294,14 @@ class _Prober:
     def __call__(self, path: Path) -> VideoInfo | None:
         if path not in self.cache:
             try:
-                self.cache[path] = probe_video(path)
+                info = self.cache[path] = probe_video(path)
                 self.n_ok += 1
             except DataError as e:
                 self.cache[path] = None
                 self.report.add_problem(self.key(path), f"unreadable video: {e}")
+            else:
+                if info.truncated:
+                    self.report.add_problem(self.key(path), info.truncation_note() + "; kept")
         return self.cache[path]
 
 
@@ -442,6 +463,8 @@ def _intervals(csv_path: Path, videos: list[Path], single: Path | None, probe: _
             n_own += 1
         clip = str(row[cols["clip"]]).strip() if cols["clip"] else ""
         seen.add(sid)
+        if cols["label"]:
+            probe.report.sources[sid] = f"{where}, column {cols['label']!r}"
         records.append(_record(sid, dataset, subject, clip or f"{video.name}:{onset}-{offset}", video,
                                onset, apex, offset, info.fps, label or None))
     if n_own:
