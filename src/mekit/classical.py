@@ -4,6 +4,12 @@ scaler -> optional PCA -> optional resampler (imbalanced-learn, fitted on the tr
 only, inside the pipeline) -> classifier. Hyper-parameters named in ``grid`` are chosen by
 an inner subject-grouped cross-validation on the TRAINING subjects of each fold: the
 held-out subjects never influence a choice.
+
+A hyper-parameter given a fixed value in ``model.params`` is not searched: the classifier's
+registered grid drops it (``model.params.C: 0.5`` with logreg fits C = 0.5 and searches
+nothing). A ``grid`` written in the config that also searches a fixed parameter contradicts
+itself and is refused. :func:`check_classical_params` checks every key and value against the
+classifier's own parameters when the config is loaded.
 """
 
 from __future__ import annotations
@@ -140,13 +146,110 @@ def _flaml(class_weight=None, seed=0, **kw):
     return FlamlClassifier(class_weight=class_weight, seed=seed, **kw)
 
 
-CLASSIFIERS.add("logreg", _logreg, help="logistic regression", grid={"C": [0.01, 0.1, 1.0, 10.0]})
+# Meta of each classifier: ``grid`` (searched by default), ``estimator`` (the class whose keyword
+# arguments model.params may fix), ``constraints`` (the scikit-learn class whose parameter
+# constraints judge the values, where that is another class) and ``fixed`` (keywords the builder
+# sets itself, with the reason).
+_N_JOBS = "fixed at 1: folds run in parallel with protocol.workers instead"
+CLASSIFIERS.add("logreg", _logreg, help="logistic regression", grid={"C": [0.01, 0.1, 1.0, 10.0]},
+                estimator="sklearn.linear_model:LogisticRegression")
 CLASSIFIERS.add("svm", _svm, help="support vector machine (linear by default); scores via softmax of margins",
-                grid={"C": [0.01, 0.1, 1.0, 10.0]})
-CLASSIFIERS.add("random_forest", _rf, help="random forest", grid={})
-CLASSIFIERS.add("gbm", _gbm, help="LightGBM gradient boosting", grid={})
+                grid={"C": [0.01, 0.1, 1.0, 10.0]}, estimator=SoftmaxSVC, constraints="sklearn.svm:SVC")
+CLASSIFIERS.add("random_forest", _rf, help="random forest", grid={},
+                estimator="sklearn.ensemble:RandomForestClassifier", fixed={"n_jobs": _N_JOBS})
+# LightGBM also takes native parameter names and aliases through **kwargs; they are refused
+# here, so a misspelt name fails at load time instead of being a LightGBM warning mid-run
+# (every setting has a name in LGBMClassifier's own signature).
+CLASSIFIERS.add("gbm", _gbm, help="LightGBM gradient boosting", grid={}, estimator="lightgbm:LGBMClassifier",
+                fixed={"n_jobs": _N_JOBS}, closed=True)
+# FLAML's extra keywords go to AutoML.fit, whose settings are many and version-dependent: they
+# pass unchecked, except the ones FlamlClassifier.fit sets itself.
 CLASSIFIERS.add("flaml", _flaml, help="FLAML AutoML (subject-grouped inner CV; time_budget seconds per fold)",
-                grid={}, groups=True)
+                grid={}, groups=True, estimator=FlamlClassifier,
+                fixed={k: "set by mekit's FLAML wrapper" for k in ("task", "verbose", "n_jobs", "groups", "split_type",
+                                                                    "eval_method", "sample_weight")})
+
+#: model.params keys that belong to other config keys, with where they are set
+_SET_ELSEWHERE = {"classifier": "the classifier is model.name",
+                  "class_weight": "set by imbalance.class_weight",
+                  "sampler": "set by imbalance.sampler",
+                  "sampler_params": "set by imbalance.sampler_params",
+                  "seed": "set by the config's seed and protocol.seeds",
+                  "random_state": "set by the config's seed and protocol.seeds"}
+
+
+def _estimator_params(name: str) -> tuple[Any, dict[str, str], bool]:
+    """(class, reserved keywords with reasons, closed) of classifier ``name``."""
+    from mekit.registry import resolve
+
+    meta = CLASSIFIERS.meta(name)
+    return resolve(meta["estimator"]), {**_SET_ELSEWHERE, **meta.get("fixed", {})}, bool(meta.get("closed"))
+
+
+def _check_value(name: str, key: str, value: Any, where: str) -> None:
+    """Judge one value by scikit-learn's own parameter constraints, where the class has them
+    (``C: abc`` -> "The 'C' parameter of LogisticRegression must be a float in the range ...")."""
+    from mekit.registry import resolve
+
+    meta = CLASSIFIERS.meta(name)
+    cls = resolve(meta.get("constraints", meta["estimator"]))
+    if key not in getattr(cls, "_parameter_constraints", {}) or not hasattr(cls, "_validate_params"):
+        return
+    try:
+        cls(**{key: value})._validate_params()
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def check_classifier_params(name: str, params: dict[str, Any], where: str = "model.params") -> None:
+    """Refuse fixed classifier parameters ``name`` does not take, or values it would reject."""
+    from mekit.registry import check_params, keyword_parameters
+
+    est, reserved, closed = _estimator_params(name)
+    accepted, _ = keyword_parameters(est)
+    if closed:
+        unknown = [k for k in params if k not in accepted and k not in reserved]
+        if unknown:
+            settable = sorted(k for k in accepted if k not in reserved)
+            raise ConfigError(f"{where}.{unknown[0]}: unknown parameter of classifier {name!r}; "
+                              f"expected some of {settable}")
+    check_params(est, params, where, f"classifier {name!r}", reserved)
+    for key, value in params.items():
+        _check_value(name, key, value, f"{where}.{key}")
+
+
+def check_classical_params(classifier: str, params: dict[str, Any] | None, where: str = "model.params") -> None:
+    """Check the ``model.params`` of a classical pipeline: its own keys (``pca``, ``grid``,
+    ``inner_folds``) and every fixed or searched classifier parameter, naming the key."""
+    CLASSIFIERS.get(classifier)
+    params = dict(params or {})
+    for key, why in _SET_ELSEWHERE.items():
+        if key in params:
+            raise ConfigError(f"{where}.{key}: not a parameter to set here ({why})")
+    pca = params.pop("pca", None)
+    if pca is not None and (isinstance(pca, bool) or not (isinstance(pca, int) and pca >= 1 or
+                                                          isinstance(pca, float) and 0 < pca < 1)):
+        raise ConfigError(f"{where}.pca: expected a number of components (an integer of at least 1) or a share "
+                          f"of variance between 0 and 1, got {pca!r}")
+    if "inner_folds" in params:
+        k = params.pop("inner_folds")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise ConfigError(f"{where}.inner_folds: expected an integer of at least 2, got {k!r}")
+    grid = params.pop("grid", None)
+    check_classifier_params(classifier, params, where)
+    if grid is None:
+        return
+    if not isinstance(grid, dict):
+        raise ConfigError(f"{where}.grid: expected a mapping parameter -> list of values, got {grid!r}")
+    both = sorted(set(grid) & set(params))
+    if both:
+        raise ConfigError(f"{where}.grid.{both[0]}: also fixed by {where}.{both[0]}; a fixed value is never "
+                          "searched, so give either the fixed value or the grid")
+    for key, values in grid.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ConfigError(f"{where}.grid.{key}: expected a non-empty list of values to search, got {values!r}")
+        for v in values:
+            check_classifier_params(classifier, {key: v}, f"{where}.grid")
 
 
 def build_pipeline(classifier: str = "logreg", class_weight: str | dict | None = "balanced",
@@ -185,7 +288,15 @@ class ClassicalModel:
         self.classifier = classifier
         self.kw = dict(class_weight=class_weight, pca=pca, sampler=sampler, sampler_params=sampler_params,
                        seed=seed, **clf_params)
-        self.grid = CLASSIFIERS.meta(classifier).get("grid", {}) if grid is None else dict(grid)
+        if grid is None:
+            # a value fixed in model.params wins: the registered grid does not search it
+            self.grid = {k: v for k, v in CLASSIFIERS.meta(classifier).get("grid", {}).items() if k not in clf_params}
+        else:
+            both = sorted(set(grid) & set(clf_params))
+            if both:
+                raise ConfigError(f"model.params.grid.{both[0]}: also fixed by model.params.{both[0]}; a fixed "
+                                  "value is never searched, so give either the fixed value or the grid")
+            self.grid = dict(grid)
         self.inner_folds = int(inner_folds)
         self.seed = seed
         self.selection_: dict[str, Any] = {}
@@ -220,7 +331,12 @@ class ClassicalModel:
 
 
 def make_classical(params: dict, class_weight, sampler, sampler_params, seed) -> ClassicalModel:
+    """A ClassicalModel from ``{"classifier": name, **model.params}``; bad parameters raise a
+    ConfigError naming the key (the same check as at load time, for configs built in code)."""
     params = dict(params)
+    name = params.pop("classifier", "logreg")
+    check_classical_params(name, params)
+    params["classifier"] = name
     try:
         return ClassicalModel(class_weight=class_weight, sampler=sampler, sampler_params=sampler_params,
                               seed=seed, **params)

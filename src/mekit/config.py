@@ -3,12 +3,18 @@
 Config is data: every component is named by a registered string, never a pickled
 object; unknown keys are rejected in one place; every run writes the resolved config
 (``config.resolved.yaml``) next to its results, so it can be re-run exactly.
+
+This module checks the structure (sections, keys, types, values that need no registry).
+The free-form ``params`` sections are checked against the signatures of the components they
+configure by :func:`mekit.evaluation.validate.validate_config`, which sits above the
+registries this bottom layer must not import.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -46,20 +52,42 @@ class ModelConfig:
 class ImbalanceConfig:
     """How class imbalance is handled; everything here is fitted on the training part of a fold only."""
 
+    #: "balanced" or null (the per-class mapping form is for code, not YAML)
     class_weight: str | None = "balanced"
     sampler: str | None = None
     sampler_params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.class_weight is not None and self.class_weight != "balanced":
+            raise ConfigError(f"imbalance.class_weight: {self.class_weight!r}; expected 'balanced' or null")
+        if self.sampler_params and self.sampler is None:
+            raise ConfigError(f"imbalance.sampler_params: {self.sampler_params!r} given without imbalance.sampler, "
+                              "so nothing would read them; name the sampler too")
 
 
 @dataclass(frozen=True)
 class ProtocolConfig:
     name: str = "loso"
     params: dict[str, Any] = field(default_factory=dict)
-    seeds: tuple[int, ...] = (0,)
+    #: seeds to repeat the protocol with (fold assignment where the protocol shuffles, and each
+    #: fold's model). Every protocol accepts several: a deterministic split (loso, lodo, holdout)
+    #: still gives a spread over model initialisations. Null: the top-level ``seed`` alone (see
+    #: ExperimentConfig); after loading it is always a tuple.
+    seeds: tuple[int, ...] | None = None
     #: folds trained at the same time in forked processes (classification runs; intensity runs are
     #: serial). Results do not depend on it, since every fold seeds its own model. Keep workers x
     #: model threads within the CPU cores.
     workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.seeds is not None:
+            if not self.seeds:
+                raise ConfigError("protocol.seeds: an empty list; expected at least one seed")
+            if len(set(self.seeds)) != len(self.seeds):
+                raise ConfigError(f"protocol.seeds: {list(self.seeds)} repeats a seed, which would repeat the "
+                                  "same folds; expected distinct seeds")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f"protocol.workers: {self.workers!r}; expected a positive integer")
 
 
 @dataclass(frozen=True)
@@ -72,8 +100,20 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
+    """One experiment: data, preprocessing, features, model, imbalance handling, protocol, output.
+
+    Seeds: ``seed`` is the run's seed and ``protocol.seeds`` the seeds the protocol is repeated
+    with; ``seed`` is always the first of ``protocol.seeds`` (it also seeds the final model of
+    ``mekit train``). Give either one: ``seed: 3`` alone means ``protocol.seeds: [3]``, and
+    ``protocol.seeds: [1, 2]`` alone means ``seed: 1``; neither means seed 0. A config that
+    gives both must agree (``seed`` equal to the first of ``protocol.seeds``), else loading
+    refuses it. On the command line an override of one of the two replaces both, so
+    ``protocol.seeds=[1,2]`` works on a file that says ``seed: 0``.
+    """
+
     name: str = "experiment"
-    seed: int = 0
+    #: null: not given (the first of protocol.seeds, or 0); after loading it is always an integer
+    seed: int | None = None
     #: "classification", or "intensity" (continuous 0-1 intensity regression, see mekit.intensity)
     task: str = "classification"
     data: DataConfig = field(default_factory=DataConfig)
@@ -89,6 +129,17 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if self.task not in ("classification", "intensity"):
             raise ConfigError(f"config.task: {self.task!r}; expected 'classification' or 'intensity'")
+        if self.intensity and self.task != "intensity":
+            raise ConfigError(f"intensity: settings {sorted(self.intensity)} are read only with task: intensity "
+                              f"(task is {self.task!r}); remove them or set task: intensity")
+        # Resolve the seeds (see the class docstring). A config that gives both and disagrees is
+        # refused by load_config, not here: configs saved with results before the two were tied
+        # together (seed 0 with protocol.seeds [1, 2]) must still load.
+        seeds = self.protocol.seeds
+        seed = self.seed if self.seed is not None else (seeds[0] if seeds else 0)
+        if seeds is None:
+            object.__setattr__(self, "protocol", dataclasses.replace(self.protocol, seeds=(seed,)))
+        object.__setattr__(self, "seed", seed)
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)
@@ -189,26 +240,92 @@ def set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(f"line {line}: duplicate key {key!r} (first given on line {first}); a YAML mapping "
+                         "takes each key once")
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping and reads ``1e-3`` as a number.
+
+    safe_load silently keeps the last of two equal keys, so a config that sets ``lr`` twice runs
+    with whichever came last. YAML 1.1 (PyYAML) reads ``1e-3`` as a string, since its floats need
+    a dot; nobody writing a learning rate means a string.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<' merges may be overridden on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader reports it itself
+                continue
+            if first is not None:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1, first)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def load_yaml(text: str, source: str = "<text>") -> Any:
+    """Parse YAML text with :class:`ConfigLoader`; errors name ``source`` (a file, an override)."""
+    try:
+        return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - ConfigLoader is a SafeLoader
+    except _DuplicateKey as e:
+        raise ConfigError(f"{source}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML ({' '.join(str(e).split())})") from None
+
+
 def read_yaml_mapping(path: str | Path | None, what: str = "a mapping at the top level") -> dict[str, Any]:
     """The mapping a YAML config file holds ({} for no file); clear errors for a missing file,
-    invalid YAML or a top level that is not a mapping."""
+    invalid YAML, a key given twice or a top level that is not a mapping."""
     if path is None:
         return {}
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"config file {p} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({e})") from None
+    raw = load_yaml(p.read_text(), str(p)) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected {what}")
     return raw
 
 
+def _override_sets_seeds(overrides: dict[str, Any]) -> tuple[bool, bool]:
+    """Whether dotted overrides give ``seed`` and ``protocol.seeds``."""
+    prot = overrides.get("protocol")
+    return "seed" in overrides, "protocol.seeds" in overrides or (isinstance(prot, dict) and "seeds" in prot)
+
+
+def check_seeds(cfg: ExperimentConfig) -> None:
+    """Refuse a config whose ``seed`` is not the first of its ``protocol.seeds`` (see ExperimentConfig)."""
+    seeds = cfg.protocol.seeds or ()
+    if seeds and cfg.seed != seeds[0]:
+        raise ConfigError(f"config.seed: {cfg.seed} disagrees with protocol.seeds {list(seeds)}; seed is the "
+                          "first of protocol.seeds, so give one of the two (or make seed the first seed)")
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Load an experiment config from YAML (or defaults) and apply dotted overrides."""
     raw = copy.deepcopy(read_yaml_mapping(path))
-    for k, v in (overrides or {}).items():
+    overrides = dict(overrides or {})
+    seed_o, seeds_o = _override_sets_seeds(overrides)
+    if seed_o != seeds_o:
+        # an override of one of the two replaces both: the file's other one is derived again
+        if seed_o and isinstance(raw.get("protocol"), dict):
+            raw["protocol"].pop("seeds", None)
+        if seeds_o:
+            raw.pop("seed", None)
+    for k, v in overrides.items():
         set_dotted(raw, k, v)
-    return from_dict(ExperimentConfig, raw)
+    cfg = from_dict(ExperimentConfig, raw)
+    check_seeds(cfg)
+    return cfg

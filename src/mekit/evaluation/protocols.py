@@ -1,6 +1,10 @@
 """Registered splitters. Every fold is checked: no subject is on both sides, except in
 the one protocol that exists to reproduce leaky published numbers (``random_split``),
 which is labelled ``leaky`` in every output.
+
+A protocol's constructor lists every parameter it reads (``protocol.params``), with no
+``**params`` catch-all: a parameter a protocol would ignore (``k`` for ``loso``) is refused
+when the config is loaded, instead of being recorded next to results it never influenced.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mekit.errors import ConfigError, DataError
-from mekit.registry import Registry
+from mekit.registry import Registry, check_params
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,8 @@ def _ids(df, mask) -> tuple[str, ...]:
 
 @PROTOCOLS.register("loso", help="leave-one-subject-out")
 class LOSO(Protocol):
-    def __init__(self, **params):
-        super().__init__("loso", params=params)
+    def __init__(self) -> None:
+        super().__init__("loso")
 
     def split(self, table, seed=0):
         df = table.df
@@ -71,8 +75,8 @@ class LOSO(Protocol):
 
 @PROTOCOLS.register("lodo", help="leave-one-dataset-out")
 class LODO(Protocol):
-    def __init__(self, **params):
-        super().__init__("lodo", params=params)
+    def __init__(self) -> None:
+        super().__init__("lodo")
 
     def split(self, table, seed=0):
         df = table.df
@@ -84,10 +88,10 @@ class LODO(Protocol):
 
 @PROTOCOLS.register("group_kfold", help="subject-grouped k-fold (k=10 by default), stratified where possible")
 class GroupKFold(Protocol):
-    def __init__(self, k: int = 10, **params):
-        super().__init__("group_kfold", params={"k": k, **params})
-        if int(k) < 2:
-            raise ConfigError(f"group_kfold: k must be at least 2, got {k}")
+    def __init__(self, k: int = 10) -> None:
+        super().__init__("group_kfold", params={"k": k})
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise ConfigError(f"protocol.params.k: group_kfold needs an integer of at least 2, got {k!r}")
         self.k = int(k)
 
     def split(self, table, seed=0):
@@ -108,8 +112,8 @@ class GroupKFold(Protocol):
 
 @PROTOCOLS.register("holdout", help="the fixed train/test split the folders define (column 'split')")
 class Holdout(Protocol):
-    def __init__(self, train: str = "train", test: str = "test", **params):
-        super().__init__("holdout", params={"train": train, "test": test, **params})
+    def __init__(self, train: str = "train", test: str = "test") -> None:
+        super().__init__("holdout", params={"train": train, "test": test})
         self.train, self.test = train, test
 
     def split(self, table, seed=0):
@@ -125,14 +129,17 @@ class Holdout(Protocol):
 
 @PROTOCOLS.register("megc2019", help="MEGC 2019 composite: LOSO over all corpora, results overall and per corpus")
 class MEGC2019(LOSO):
-    def __init__(self, **params):
-        Protocol.__init__(self, "megc2019", params=params)
+    def __init__(self) -> None:
+        Protocol.__init__(self, "megc2019")
 
 
 @PROTOCOLS.register("random_split", help="LEAKY sample-level random split, only to compare with published repos")
 class RandomSplit(Protocol):
-    def __init__(self, test_size: float = 0.25, stratify: bool = True, **params):
-        super().__init__("random_split", leaky=True, params={"test_size": test_size, "stratify": stratify, **params})
+    def __init__(self, test_size: float = 0.25, stratify: bool = True) -> None:
+        super().__init__("random_split", leaky=True, params={"test_size": test_size, "stratify": stratify})
+        if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
+            raise ConfigError(f"protocol.params.test_size: random_split needs a fraction between 0 and 1, "
+                              f"got {test_size!r}")
         self.test_size, self.stratify = float(test_size), bool(stratify)
 
     def split(self, table, seed=0):
@@ -145,9 +152,15 @@ class RandomSplit(Protocol):
         return [Fold("random", tuple(tr), tuple(te))]
 
 
+def check_protocol_params(name: str, params: dict | None, where: str = "protocol.params") -> None:
+    """Refuse a parameter protocol ``name`` does not read, or a value it would refuse,
+    naming the key (what :func:`get_protocol` would otherwise fail on, or silently keep).
+    Constructors only store and check their parameters, so one is built to check the values."""
+    check_params(PROTOCOLS.get(name), params or {}, where, f"protocol {name!r}")
+    PROTOCOLS.get(name)(**(params or {}))
+
+
 def get_protocol(name: str, **params) -> Protocol:
-    try:
-        return PROTOCOLS.get(name)(**params)
-    except TypeError as e:
-        raise ConfigError(f"protocol {name}: invalid parameters {params} ({e})") from None
+    check_params(PROTOCOLS.get(name), params, "protocol.params", f"protocol {name!r}")
+    return PROTOCOLS.get(name)(**params)
 

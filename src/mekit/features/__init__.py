@@ -44,6 +44,50 @@ def _resolve(path: str):
     return getattr(importlib.import_module(mod), fn)
 
 
+#: arguments every extractor and input builder receives from the runner, never from features.params
+_PASSED = {"table": "the samples are passed by the runner",
+           "preprocess": "set by the config's preprocess section",
+           "progress": "set by the runner"}
+
+
+def check_extractor_params(name: str, params: dict | None, where: str = "features.params") -> None:
+    """Refuse ``params`` that extractor ``name`` does not take (or values of the wrong type),
+    naming the key; the parts of ``concat`` are checked the same way, one by one."""
+    from mekit.errors import ConfigError
+    from mekit.registry import check_params
+
+    params = dict(params or {})
+    check_params(get_extractor(name), params, where, f"feature extractor {name!r}", _PASSED)
+    if name != "concat":
+        return
+    parts = params.get("parts")
+    if not parts:
+        raise ConfigError(f"{where}.parts: feature extractor 'concat' needs a list of {{name, params}}")
+    for k, part in enumerate(parts):
+        at = f"{where}.parts[{k}]"
+        if not isinstance(part, dict) or "name" not in part:
+            raise ConfigError(f"{at}: expected a mapping {{name, params, preprocess}}, got {part!r}")
+        extra = sorted(set(part) - {"name", "params", "preprocess"})
+        if extra:
+            raise ConfigError(f"{at}: unknown key(s) {extra}; expected some of ['name', 'params', 'preprocess']")
+        if part["name"] == "concat":
+            raise ConfigError(f"{at}.name: 'concat' cannot contain itself")
+        if part["name"] not in FEATURES:
+            raise ConfigError(f"{at}.name: unknown feature extractor {part['name']!r}; expected one of: "
+                              f"{', '.join(FEATURES.names())}")
+        pre = part.get("preprocess")
+        if pre is not None and not isinstance(pre, dict):
+            raise ConfigError(f"{at}.preprocess: expected a mapping of preprocess settings, got {pre!r}")
+        check_extractor_params(part["name"], part.get("params"), f"{at}.params")
+
+
+def check_input_params(kind: str, params: dict | None, where: str = "features.params") -> None:
+    """Refuse ``params`` that input builder ``kind`` does not take, naming the key."""
+    from mekit.registry import check_params
+
+    check_params(get_input_builder(kind), dict(params or {}), where, f"model input builder {kind!r}", _PASSED)
+
+
 def get_extractor(name: str):
     return _resolve(FEATURES.get(name))
 

@@ -13,13 +13,13 @@ imported here.
 
 from __future__ import annotations
 
-from mekit.models._base import (INPUT_KINDS, MODELS, MEModel, build_model, count_parameters, get_data_config,
-                                load_backbone_weights, register_model)
+from mekit.models._base import (INPUT_KINDS, MODELS, MEModel, build_model, check_model_options, count_parameters,
+                                get_data_config, load_backbone_weights, register_model)
 
 # one module per family; importing registers it
 from mekit.models import compact, ststnet, off_apexnet, resnet, siamese  # noqa: E402,F401,I001
 from mekit.models import cnn_lstm, video3d, htnet, efficientnet  # noqa: E402,F401,I001
 from mekit.models.efficientnet import frozen_features, resize_for_model  # noqa: E402
 
-__all__ = ["INPUT_KINDS", "MODELS", "MEModel", "build_model", "count_parameters", "frozen_features",
-           "get_data_config", "load_backbone_weights", "register_model", "resize_for_model"]
+__all__ = ["INPUT_KINDS", "MODELS", "MEModel", "build_model", "check_model_options", "count_parameters",
+           "frozen_features", "get_data_config", "load_backbone_weights", "register_model", "resize_for_model"]

@@ -160,6 +160,37 @@ def get_data_config(name: str) -> dict[str, Any]:
     return {k: meta[k] for k in ("input", "input_size", "min_input_size", "channels", "mean", "std")}
 
 
+def check_model_options(name: str, options: dict[str, Any] | None,
+                        where: str = "model.params.model_params") -> None:
+    """Refuse constructor options model ``name`` does not take (or of the wrong type), naming the
+    key, before anything is built; a backbone's options (``backbone_kwargs``) are checked
+    against the backbone they configure."""
+    from mekit.registry import check_params
+
+    options = dict(options or {})
+    reserved = {"num_classes": "set from the classes of the data",
+                "intensity_head": "added by task intensity, which trains it"}
+    check_params(MODELS.get(name), options, where, f"model {name!r}", reserved)
+    backbone = options.get("backbone")
+    if backbone is not None or options.get("backbone_kwargs"):
+        from mekit.registry import keyword_parameters
+
+        accepted, _ = keyword_parameters(MODELS.get(name))
+        if backbone is None:
+            backbone = accepted.get("backbone", (None, None))[1]
+        if isinstance(backbone, str):
+            if backbone not in MODELS:
+                raise ConfigError(f"{where}.backbone: unknown model {backbone!r}; expected one of: "
+                                  f"{', '.join(MODELS.names())}")
+            kind = MODELS.meta(backbone)["input"]
+            if kind not in IMAGE_KINDS:
+                raise ConfigError(f"{where}.backbone: {backbone!r} consumes {kind!r} input; expected a 2D model "
+                                  f"(input one of {IMAGE_KINDS})")
+            check_params(MODELS.get(backbone), options.get("backbone_kwargs") or {}, f"{where}.backbone_kwargs",
+                         f"backbone {backbone!r}", {"num_classes": "a backbone has no classifier",
+                                                    "intensity_head": "a backbone has no intensity head"})
+
+
 def build_model(name: str, num_classes: int, *, intensity_head: bool = False, **kwargs: Any) -> MEModel:
     """Build a registered model; unknown options raise a ConfigError naming the model.
 
