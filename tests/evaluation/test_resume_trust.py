@@ -252,3 +252,46 @@ def test_every_exclusion_is_listed_counted_and_summarised(tmp_path, monkeypatch)
     assert f"**Excluded.** {m['excluded']['total']} samples were excluded" in md
     assert "excluded.csv" in md
     assert res.excluded and all(r["reason"] for r in res.excluded)
+
+
+def test_a_partial_composite_is_named_in_the_report(tmp_path):
+    from mekit.evaluation.report import markdown
+
+    root = make_image_corpus(tmp_path / "corpus")
+    res = _run(root, tmp_path / "run")
+    m = {**res.metrics, "partial_composite": {"samm": "no frames under /x/SAMM"}, "corpora": {"casme2": 16}}
+    md = markdown(m, res.config)
+    assert "**PARTIAL COMPOSITE**: corpora left out: samm (no frames under /x/SAMM)" in md
+    assert "Corpora: casme2 16." in md
+
+
+def test_a_class_too_small_to_evaluate_is_refused_by_name(tmp_path):
+    root = make_image_corpus(tmp_path / "corpus")
+    (root / "fear").mkdir()
+    (root / "fear" / "S1_5.png").write_bytes((root / "happy" / "S1_0.png").read_bytes())
+    with pytest.raises(DataError, match=r"'fear' \(1 sample, 1 subject\)"):
+        _run(root, tmp_path / "run")
+
+
+def test_the_console_says_what_was_resumed_discarded_and_excluded(tmp_path):
+    from typer.testing import CliRunner
+
+    from mekit.cli.main import app
+
+    root = make_image_corpus(tmp_path / "corpus")
+    (root / "happy" / "nosubject.png").write_bytes((root / "happy" / "S1_0.png").read_bytes())
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(image_cfg(root).to_yaml())
+    out = tmp_path / "run"
+    cli = CliRunner()
+    args = ["evaluate", "--config", str(cfg_path), "--out", str(out)]
+    first = cli.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "1 samples were excluded: 1 by the loader" in first.output and "resumed" not in first.output
+    second = cli.invoke(app, args)
+    assert "resumed: 4 of 4 folds read back" in second.output
+    (root / "surprise" / "S4_1.png").unlink()
+    third = cli.invoke(app, args + ["--resume", "strict"])
+    assert third.exit_code != 0 and "resume strict" in str(third.exception or third.output)
+    fourth = cli.invoke(app, args)
+    assert "were discarded: the data changed" in fourth.output and "resumed:" not in fourth.output

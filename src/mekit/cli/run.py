@@ -9,26 +9,42 @@ import typer
 from mekit.cli.main import app
 
 
-def _run(config: Path | None, overrides: list[str] | None, out: Path | None, default_out: str) -> None:
+_RESUME_HELP = ("reuse folds saved in the report folder by an earlier run: auto (only when config, data and "
+                "mekit code are the same; otherwise start over), strict (stop if they differ), off (always start "
+                "over). Intensity runs always start over.")
+
+
+def _run(config: Path | None, overrides: list[str] | None, out: Path | None, default_out: str,
+         resume: str = "auto") -> None:
     from importlib import resources
 
     from rich.console import Console
 
-    from mekit.cli.common import parse_overrides
-    from mekit.config import load_config
+    from mekit.cli.common import load_experiment
     from mekit.evaluation.runner import run_experiment
 
     path = config or Path(str(resources.files("mekit") / "configs" / "run_default.yaml"))
-    cfg = load_config(path, parse_overrides(overrides))
+    cfg = load_experiment(path, overrides)
     out_dir = out or Path(cfg.output.dir or Path(default_out) / cfg.name)
     if cfg.task == "intensity":
         from mekit.intensity.runner import run_intensity, summary_line
 
-        Console().print(summary_line(run_intensity(cfg, out_dir)) + f"\nreport: {out_dir / 'report.md'}")
+        ires = run_intensity(cfg, out_dir)
+        con = Console()
+        con.print(summary_line(ires))
+        _show_excluded(con, ires.metrics, out_dir)
+        con.print(f"report: {out_dir / 'report.md'}")
         return
-    res = run_experiment(cfg, out_dir)
+    res = run_experiment(cfg, out_dir, resume=resume)
     m = res.metrics
     con = Console()
+    r = m["resume"]
+    if r["discarded"]:
+        con.print(f"[yellow]saved folds in {out_dir / 'folds'} were discarded: {r['discarded']}[/]", soft_wrap=True)
+    if r["folds_resumed"]:
+        con.print(f"[yellow]resumed:[/] {r['folds_resumed']} of {r['folds_total']} folds read back from "
+                  f"{out_dir / 'folds'} (same config, data and code)", soft_wrap=True)
+    _show_excluded(con, m, out_dir)
     leaky = "  [bold red](LEAKY protocol)[/]" if m["leaky"] else ""
     con.print(f"[bold]{cfg.name}[/]: {m['protocol']} over {m['n_subjects']} subjects, {m['n_samples']} samples{leaky}")
     con.print(f"UF1 {m['uf1']:.3f}  UAR {m['uar']:.3f}  accuracy {m['accuracy']:.3f}  "
@@ -36,17 +52,26 @@ def _run(config: Path | None, overrides: list[str] | None, out: Path | None, def
     con.print(f"report: {out_dir / 'report.md'}")
 
 
+def _show_excluded(con, m: dict, out_dir: Path) -> None:
+    from mekit.evaluation.report import excluded_summary
+
+    text = excluded_summary(m).replace("excluded.csv", str(out_dir / "excluded.csv"))
+    con.print(f"[yellow]{text}[/]" if (m.get("excluded") or {}).get("total") else text, soft_wrap=True)
+
+
 @app.command()
 def run(overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. protocol.name=group_kfold"),
         config: Path = typer.Option(None, "--config", "-c", help="experiment YAML (default: the synthetic demo)"),
-        out: Path = typer.Option(None, "--out", "-o", help="report folder (default runs/<name>)")) -> None:
+        out: Path = typer.Option(None, "--out", "-o", help="report folder (default runs/<name>)"),
+        resume: str = typer.Option("auto", "--resume", help=_RESUME_HELP)) -> None:
     """Run the main job: a complete experiment on the built-in synthetic corpus, with its report."""
-    _run(config, overrides, out, "runs")
+    _run(config, overrides, out, "runs", resume)
 
 
 @app.command()
 def evaluate(overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. data.root=PATH"),
              config: Path = typer.Option(..., "--config", "-c", help="experiment YAML (see configs/)"),
-             out: Path = typer.Option(None, "--out", "-o", help="report folder (default runs/<name>)")) -> None:
+             out: Path = typer.Option(None, "--out", "-o", help="report folder (default runs/<name>)"),
+             resume: str = typer.Option("auto", "--resume", help=_RESUME_HELP)) -> None:
     """Run an evaluation protocol from a config and write its report folder."""
-    _run(config, overrides, out, "runs")
+    _run(config, overrides, out, "runs", resume)

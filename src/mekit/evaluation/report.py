@@ -140,6 +140,12 @@ def markdown(m: dict, cfg) -> str:
         lines += ["> **LEAKY PROTOCOL**: a random sample-level split puts the same subjects in training and "
                   "test. These figures are comparable only to published numbers obtained the same way; "
                   "they overstate how the method does on unseen people.", ""]
+    if m.get("partial_composite"):
+        absent = "; ".join(f"{k} ({v})" for k, v in m["partial_composite"].items())
+        lines += [f"> **PARTIAL COMPOSITE**: corpora left out: {absent}. These figures are not comparable to "
+                  f"results on the full composite.", ""]
+    if m.get("corpora"):
+        lines += ["Corpora: " + ", ".join(f"{k} {v}" for k, v in m["corpora"].items()) + ".", ""]
     lines += [f"Protocol: **{m['protocol_description']}**, {m['n_folds']} folds, {m['n_samples']} samples, "
               f"{m['n_subjects']} subjects, classes: {', '.join(c)}.",
               f"Method: features `{m['method']['features']}`, model `{m['method']['model']}`, class weights "

@@ -302,6 +302,9 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
     out_dir = Path(out_dir) if out_dir is not None else None
     if resume not in RESUME_MODES:
         raise ConfigError(f"resume: {resume!r}; expected one of {list(RESUME_MODES)}")
+    from mekit.evaluation.validate import validate_config
+
+    validate_config(cfg)  # every free-form section against what it configures, before any work
     table = _load_with_progress(cfg, progress)
     if len(table) == 0:
         raise DataError(f"dataset {cfg.data.loader} at {cfg.data.root} has no labelled samples")
@@ -326,6 +329,9 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
     subjects = dict(zip(usable.df["sample_id"], usable.df["subject"]))
     datasets = dict(zip(usable.df["sample_id"], usable.df["dataset"]))
 
+    from mekit.data.labels import check_trainable
+
+    check_trainable(usable, classes=classes)  # every class: >= 2 samples from >= 2 subjects
     protocol = get_protocol(cfg.protocol.name, **cfg.protocol.params)
     global _FOLD_STATE
     _FOLD_STATE = {"cfg": cfg, "feats": feats, "classes": classes, "labels": labels, "subjects": subjects,
@@ -368,6 +374,10 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
                            "total": round(time.perf_counter() - t0, 3), "folds_resumed": n_resumed}
     metrics["skipped"] = dict(feats.skipped)
     metrics["excluded"] = excluded_counts(excluded)
+    if table.report.corpora:
+        metrics["corpora"] = dict(table.report.corpora)
+    if table.report.corpora_absent:  # a composite loaded with allow_partial: say so everywhere
+        metrics["partial_composite"] = dict(table.report.corpora_absent)
     metrics["resume"] = {"mode": resume, "folds_resumed": n_resumed, "folds_total": len(frames),
                          "discarded": discarded}
     result = RunResult(cfg, predictions, metrics, None, dict(feats.skipped), excluded)

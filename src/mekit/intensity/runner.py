@@ -189,6 +189,9 @@ def run_intensity(config: ExperimentConfig, out_dir: str | Path | None = None, p
 
     t0 = time.perf_counter()
     cfg = config
+    from mekit.evaluation.validate import validate_config
+
+    validate_config(cfg)
     s = check_config(cfg)
     if table is None:
         table = load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **cfg.data.options)
