@@ -112,8 +112,8 @@ def test_invalid_bundles_are_refused_without_running_anything(tmp_path):
     buf = io.BytesIO()
     pickle.dump(_Evil(), buf)
     with zipfile.ZipFile(evil, "w") as z:
-        z.writestr("meta.json", '{"format": "mekit-bundle", "format_version": 1, "kind": "neural", '
-                                '"model_name": "ststnet", "model_classes": ["a"], "classes": ["a"]}')
+        z.writestr("meta.json", '{"format": "mekit-bundle", "format_version": 1, "kind": "neural", "config": {}, '
+                                '"model_name": "ststnet", "model_classes": ["a", "b"], "classes": ["a", "b"]}')
         z.writestr("weights.pt", buf.getvalue())
     with pytest.raises(DataError, match="cannot be read safely"):
         load_bundle(evil)

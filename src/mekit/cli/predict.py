@@ -21,7 +21,9 @@ def predict_cmd(
         option: list[str] = typer.Option(None, "--option", "-O", help="loader option key=value (repeatable)"),
         kind: str = typer.Option("auto", "--as", help="read INPUT as: auto, image, images, frames or video"),
         fps: float = typer.Option(None, "--fps", help="frame rate of a frame folder (for motion magnification)"),
-        out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV of predictions to write")) -> None:
+        out: Path = typer.Option(Path("predictions.csv"), "--out", "-o",
+                                 help="CSV of predictions to write; an existing folder gets predictions.csv "
+                                      "inside it")) -> None:
     """Predict every sample of INPUT and write sample_id, pred, p_<class> (and true, where known) to a CSV."""
     from mekit.cli.common import parse_overrides
     from mekit.engine.predict import predict
@@ -57,6 +59,7 @@ def show(df, out: Path) -> None:
             row.append("" if pd.isna(r["true"]) else str(r["true"]))
         t.add_row(*row)
     con.print(t)
+    # only inputs left out of the predictions; problems of predicted inputs are among the notes
     skipped = df.attrs.get("skipped") or {}
     for sid, why in list(skipped.items())[:10]:
         con.print(f"[yellow]skipped[/] {sid}: {why}", soft_wrap=True)

@@ -12,7 +12,8 @@ from mekit.cli.main import app
 @app.command()
 def train(overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. model.name=ststnet"),
           config: Path = typer.Option(..., "--config", "-c", help="experiment YAML (see configs/)"),
-          out: Path = typer.Option(None, "--out", "-o", help="bundle file to write (default <name>.mekit)")) -> None:
+          out: Path = typer.Option(None, "--out", "-o", help="bundle file to write (default <name>.mekit; an "
+                                                             "existing folder gets <name>.mekit inside it)")) -> None:
     """Train on every subject of the config's dataset and write a .mekit bundle for `mekit predict`.
 
     Model selection is the model's own (inner subject-grouped CV or early stopping on an inner
@@ -20,10 +21,9 @@ def train(overrides: list[str] = typer.Argument(None, help="key=value overrides,
     """
     from rich.console import Console
 
-    from mekit.cli.common import parse_overrides
-    from mekit.config import load_config
+    from mekit.cli.common import load_experiment
     from mekit.engine.predict import train_bundle
 
-    cfg = load_config(config, parse_overrides(overrides))
+    cfg = load_experiment(config, overrides)
     path = train_bundle(cfg, out or Path(f"{cfg.name}.mekit"))
     Console().print(f"[bold]{cfg.name}[/]: {cfg.model.name} trained on all of {cfg.data.loader}; bundle: {path}")

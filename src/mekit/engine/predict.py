@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mekit.engine.bundle import PREPROCESS_RUNTIME_FIELDS
 from mekit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,9 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-#: PreprocessConfig fields that change how, not what, is computed; not stored in a bundle
+#: PreprocessConfig fields that change how, not what, is computed; never taken from a bundle
 #: (a training machine's cache folder or core count means nothing on another machine).
-_RUNTIME_FIELDS = ("workers", "worker_timeout", "cache", "cache_dir", "fsync")
+_RUNTIME_FIELDS = PREPROCESS_RUNTIME_FIELDS
 
 #: Classical features and model input kinds that describe motion between frames. A still
 #: image has none (its "clip" is one frame, so its flow is zero): predictions on stills with
@@ -119,6 +120,10 @@ def fit_full(config: ExperimentConfig, progress: bool = True) -> FullFit:
     if len(classes) < 2:
         raise DataError(f"dataset {cfg.data.loader} has only the class(es) {classes} after preprocessing",
                         expected="at least two classes to train a classifier")
+    from mekit.data.labels import check_trainable
+
+    # a final model needs every class at least twice (one subject is enough: nothing is held out)
+    check_trainable(usable, classes=classes, min_subjects=1)
     y = np.asarray(usable.df["label"].tolist())
     groups = np.asarray(usable.df["subject"].tolist())
     model = make_model(cfg, cfg.seed)
@@ -149,10 +154,13 @@ def train_bundle(config: ExperimentConfig, out: str | Path, progress: bool = Tru
     the label scheme (classes in order, name, mapping), the resolved preprocessing
     parameters, the features config and the package versions; :func:`predict` rebuilds the
     exact pipeline from it. A config with ``task: intensity`` is handed to
-    :func:`mekit.intensity.runner.fit_intensity_bundle`.
+    :func:`mekit.intensity.runner.fit_intensity_bundle`. ``out`` naming an existing folder
+    writes ``<config name>.mekit`` inside it; an unwritable ``out`` is refused before training.
     """
     from mekit.engine.bundle import save_bundle
 
+    out = output_file(out, f"{config.name}.mekit", "bundle")
+    _check_bundleable(config)
     if config.task == "intensity":
         try:
             from mekit.intensity.runner import fit_intensity_bundle
@@ -164,6 +172,64 @@ def train_bundle(config: ExperimentConfig, out: str | Path, progress: bool = Tru
     path = save_bundle(out, fit.model, config, fit.classes, fit.meta)
     log.info("bundle written to %s", path)
     return path
+
+
+def _check_bundleable(config: ExperimentConfig) -> None:
+    """Refuse, before any training, a FLAML search that may pick a learner a bundle cannot hold."""
+    from mekit.engine.bundle import FLAML_LEARNERS
+
+    if config.model.name != "flaml":
+        return
+    from mekit.classical import FlamlClassifier
+
+    learners = config.model.params.get("estimator_list", FlamlClassifier().estimator_list)
+    names = [learners] if isinstance(learners, str) else list(learners)
+    bad = [n for n in names if n not in FLAML_LEARNERS]
+    if bad:
+        raise ConfigError(f"model.params.estimator_list: {bad} cannot be stored in a bundle; "
+                          f"`mekit train` takes some of {list(FLAML_LEARNERS)}")
+
+
+# ---------------------------------------------------------------------------------------
+# output files
+# ---------------------------------------------------------------------------------------
+def output_file(out: str | Path, default_name: str, what: str) -> Path:
+    """The file ``out`` names, made ready to write, or one DataError line saying why not.
+
+    An existing folder means ``<folder>/<default_name>``. Missing parent folders are
+    created. Writability is tried with a real file (a permission-bit test says nothing for
+    root, nor for a read-only file system), so a long training or prediction never ends
+    with an unwritable output.
+    """
+    import os
+
+    path = Path(out).expanduser()
+    if path.is_dir():
+        path = path / default_name
+    if path.is_dir():
+        raise DataError(f"{what} output is a folder", path=path, expected="a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        why = ("a part of it is a file, not a folder" if isinstance(e, (FileExistsError, NotADirectoryError))
+               else e.strerror or type(e).__name__)
+        raise DataError(f"cannot write the {what} there ({why})", path=path,
+                        expected="a path in a writable folder") from None
+    return path
+
+
+def _write_csv(df: Any, out: Path) -> None:
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        df.to_csv(tmp, index=False)
+        tmp.replace(out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"cannot write the predictions ({e.strerror or type(e).__name__})", path=out,
+                        expected="a path in a writable folder") from None
 
 
 # ---------------------------------------------------------------------------------------
@@ -310,13 +376,16 @@ def input_table(input: str | Path | None = None, loader: str | None = None, root
 def bundle_config(bundle: Bundle, cache: bool = True) -> ExperimentConfig:
     """The experiment config that rebuilds ``bundle``'s pipeline (its resolved preprocessing)."""
     from mekit.config import ExperimentConfig, from_dict
+    from mekit.engine.bundle import strip_runtime
 
-    cfg = from_dict(ExperimentConfig, bundle.meta["config"])
-    pre = dict(bundle.meta.get("preprocess") or cfg.preprocess)
+    # load_bundle strips these already; a Bundle built in memory goes through it here too
+    meta = strip_runtime(bundle.meta)
+    cfg = from_dict(ExperimentConfig, meta["config"])
+    pre = dict(meta.get("preprocess") or cfg.preprocess)
     if not cache:
         pre["cache"] = False
     cfg = replace(cfg, preprocess=pre)
-    feats = bundle.meta.get("features") or {}
+    feats = meta.get("features") or {}
     if feats.get("input") == "image" and "mean" in feats:  # the normalisation it was trained with
         params = {**cfg.features.params, "mean": tuple(feats["mean"]), "std": tuple(feats["std"])}
         cfg = replace(cfg, features=replace(cfg.features, params=params))
@@ -402,6 +471,8 @@ def _predict_intensity(bundle: Bundle, table: SampleTable, out: Path | None, pat
                           f"mekit.intensity.runner.predict_curves is not available in this installation ({e})"
                           ) from None
     out_dir = None if out is None else (out.with_suffix("") if out.suffix.lower() == ".csv" else out)
+    if out_dir is not None:  # an unwritable folder is named now, not after the curves are computed
+        output_file(out_dir / "intensity_predictions.csv", "intensity_predictions.csv", "intensity predictions")
     result = predict_curves(bundle, table, out_dir)
     if out_dir is not None and hasattr(result, "attrs"):
         result.attrs["written_to"] = str(out_dir)
@@ -414,7 +485,9 @@ def predict(bundle_path: str | Path, input: str | Path | None = None, loader: st
     """Predict ``input`` (see :func:`input_table`) with the bundle at ``bundle_path``.
 
     Writes the predictions to ``out_csv`` when given (see :func:`predict_table` for the
-    columns; samples that failed are listed in ``attrs['skipped']``, never silently lost).
+    columns; samples that failed are listed in ``attrs['skipped']``, never silently lost);
+    ``out_csv`` naming an existing folder writes ``predictions.csv`` inside it, and a path
+    that cannot be written is refused before anything is predicted.
     An intensity bundle (``meta['task'] == 'intensity'``) is handed to
     :func:`mekit.intensity.runner.predict_curves` with ``out_csv`` read as a folder
     (``preds.csv`` -> ``preds/``), and its result is returned.
@@ -424,19 +497,23 @@ def predict(bundle_path: str | Path, input: str | Path | None = None, loader: st
     path = Path(bundle_path)
     bundle = load_bundle(path)
     table = input_table(input, loader, root, kind, fps, **loader_options)
-    out = Path(out_csv) if out_csv is not None else None
     if bundle.meta.get("task") == "intensity":
-        return _predict_intensity(bundle, table, out, path)
-    skipped_at_load = {p.sample: p.reason for p in table.report.problems}
+        return _predict_intensity(bundle, table, None if out_csv is None else Path(out_csv), path)
+    out = None if out_csv is None else output_file(out_csv, "predictions.csv", "predictions")
+    # A loader reports every sample it had a problem with, also those it kept (e.g. "3 frames
+    # absent ...; clip kept"): only those absent from the table were left out; the others are
+    # predicted, and their problems become notes.
+    kept = set(table.sample_ids)
+    skipped_at_load = {p.sample: p.reason for p in table.report.problems if p.sample not in kept}
+    kept_notes = [f"{p.sample}: {p.reason}" for p in table.report.problems if p.sample in kept]
     if len(table) == 0:
         raise DataError("nothing to predict: the input holds no samples", path=input or root, expected=_EXPECTED)
     df = predict_table(bundle, table, progress=progress, cache=loader is not None)
     df.attrs["skipped"] = {**skipped_at_load, **df.attrs["skipped"]}
+    df.attrs["notes"] = [*df.attrs["notes"], *kept_notes]
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        df.to_csv(tmp, index=False)
-        tmp.replace(out)
+        _write_csv(df, out)
+        df.attrs["written_to"] = str(out)
     return df
 
 
@@ -462,5 +539,5 @@ def catalogue() -> dict[str, Any]:
     return {"models": models, "classifiers": classifiers, "features": features, "input_kinds": dict(MODEL_INPUTS)}
 
 
-__all__ = ["FullFit", "bundle_config", "catalogue", "fit_full", "frame_template", "input_table", "predict",
-           "predict_table", "resolved_preprocess", "train_bundle"]
+__all__ = ["FullFit", "bundle_config", "catalogue", "fit_full", "frame_template", "input_table", "output_file",
+           "predict", "predict_table", "resolved_preprocess", "train_bundle"]
