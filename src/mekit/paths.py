@@ -22,3 +22,21 @@ def cache_dir() -> Path:
         raise ConfigError(f"mekit cache folder {p} cannot be created ({e.strerror or e}); expected a writable "
                           f"folder: set MEKIT_CACHE to one") from None
     return p
+
+
+def prepare_out_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Create (if needed) and return a folder mekit will write into; one clear error when the
+    path is a file, lies under a file, or cannot be written."""
+    from mekit.errors import DataError
+
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DataError(f"the {what} is a file, not a folder (or lies under a file)", path=p,
+                        expected="a folder (new or existing)") from None
+    except OSError as e:
+        raise DataError(f"cannot create the {what} ({e.strerror or e})", path=p, expected="a writable folder") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise DataError(f"the {what} is not writable", path=p, expected="a writable folder")
+    return p

@@ -76,7 +76,9 @@ def run_eda(table: SampleTable, out_dir: str | Path, *, samples_per_class: int =
         seed: which samples the grid shows.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from mekit.paths import prepare_out_dir
+
+    prepare_out_dir(out)
     df = table.df
     classes = table.classes
     split_col = df["split"].fillna("").astype(str)

@@ -26,7 +26,15 @@ for _m in _COMMAND_MODULES:
 
 
 def main() -> None:
-    """Entry point: user errors are one clear line on stderr and exit code 2, never a traceback."""
+    """Entry point: user errors are one clear line on stderr and exit code 2, never a traceback.
+
+    An interrupted command exits 130 with one line (what finished is kept: folds and cache
+    entries are written as they complete). Any other exception is a fault in mekit, not in the
+    user's input: it gets one line too, exit code 1, and the full traceback goes to a file
+    (``$MEKIT_CACHE/last-error.txt``) to attach to a bug report; ``MEKIT_DEBUG=1`` shows it here.
+    """
+    import os
+
     from mekit.errors import MekitError
 
     try:
@@ -34,4 +42,26 @@ def main() -> None:
     except MekitError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted: finished folds and cache entries are kept; run the same command again to "
+                    "resume", fg="yellow", err=True)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the last line of defence against a traceback
+        if os.environ.get("MEKIT_DEBUG"):
+            raise
+        import traceback
+
+        where = "(traceback not saved)"
+        try:
+            from mekit.paths import cache_dir
+
+            path = cache_dir() / "last-error.txt"
+            path.write_text(traceback.format_exc())
+            where = f"full traceback in {path}"
+        except Exception:  # noqa: BLE001
+            pass
+        first = str(e).splitlines()[0] if str(e) else ""
+        typer.secho(f"internal error: {type(e).__name__}: {first} ({where}; MEKIT_DEBUG=1 shows it)",
+                    fg="red", err=True)
+        sys.exit(1)
 

@@ -158,16 +158,9 @@ def _prepare_resume(out_dir: Path | None, cfg: ExperimentConfig, table, mode: st
         return None
     import shutil
 
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise DataError("the output path is a file, not a folder", path=out_dir,
-                        expected="a folder for the report (new or existing)") from None
-    except OSError as e:
-        raise DataError(f"cannot create the output folder ({e.strerror or e})", path=out_dir,
-                        expected="a writable folder") from None
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise DataError("the output folder is not writable", path=out_dir, expected="a writable folder")
+    from mekit.paths import prepare_out_dir
+
+    prepare_out_dir(out_dir, "output path")
     folds = out_dir / "folds"
     stamp_path = folds / "stamp.json"
     stamp = resume_stamp(cfg, table)
@@ -181,7 +174,7 @@ def _prepare_resume(out_dir: Path | None, cfg: ExperimentConfig, table, mode: st
         if mode == "off":
             discarded = "resume is off"
         elif changed:
-            what = ", ".join(changed)
+            what = " and ".join(changed)
             if mode == "strict":
                 raise DataError(f"saved folds were made with a different {what} (resume strict); expected the "
                                 f"same config, data and mekit code, or another --out folder", path=folds)

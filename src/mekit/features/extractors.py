@@ -68,6 +68,11 @@ def face_crops(table, preprocess: dict, progress: bool, which: str = "apex", siz
 def hoof_features(table, preprocess: dict, progress: bool = True, grid: int = 5, bins: int = 8,
                   use_strain: bool = True, apex_offset: bool = False) -> FeatureSet:
     """HOOF + mean strain per cell of onset->apex flow (and apex->offset when asked)."""
+    from mekit.errors import ConfigError
+
+    for name, v in (("grid", grid), ("bins", bins)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"features.params.{name}: {v!r}; expected a positive integer")
     from mekit.features.flow_features import hoof_descriptor
 
     pairs = ["onset_apex", "apex_offset"] if apex_offset else ["onset_apex"]

@@ -193,6 +193,10 @@ def run_intensity(config: ExperimentConfig, out_dir: str | Path | None = None, p
 
     validate_config(cfg)
     s = check_config(cfg)
+    if out_dir is not None:  # an unusable report folder fails now, not after the training
+        from mekit.paths import prepare_out_dir
+
+        prepare_out_dir(out_dir)
     if table is None:
         table = load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **cfg.data.options)
     if len(table) == 0:
@@ -428,7 +432,9 @@ def write_intensity_report(result: IntensityResult, out: Path) -> Path:
 
     cfg, m = result.config, result.metrics
     s = IntensitySettings.from_config(cfg.intensity)
-    out.mkdir(parents=True, exist_ok=True)
+    from mekit.paths import prepare_out_dir
+
+    prepare_out_dir(out)
     result.predictions.to_csv(out / "predictions.csv", index=False)
     result.clips.to_csv(out / "clips.csv", index=False)
     pd.DataFrame(result.excluded, columns=["sample", "stage", "reason"]).to_csv(out / "excluded.csv", index=False)
