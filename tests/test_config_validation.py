@@ -179,3 +179,14 @@ def test_cli_reports_one_line_and_exit_code_2(case, tmp_path, monkeypatch, capsy
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     for needle in needles:
         assert needle in err, err
+
+
+def test_a_config_that_is_binary_or_a_folder_is_one_line(tmp_path):
+    from mekit.config import load_config
+
+    bad = tmp_path / "garbage.yaml"
+    bad.write_bytes(bytes(range(128, 256)))
+    with pytest.raises(ConfigError, match="not a text file"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)

@@ -293,7 +293,15 @@ def read_yaml_mapping(path: str | Path | None, what: str = "a mapping at the top
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"config file {p} does not exist")
-    raw = load_yaml(p.read_text(), str(p)) or {}
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a folder; expected a YAML file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a text file (byte {e.start} is not UTF-8); expected a YAML file") from None
+    except OSError as e:
+        raise ConfigError(f"config file {p} cannot be read ({e.strerror or e})") from None
+    raw = load_yaml(text, str(p)) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected {what}")
     return raw
