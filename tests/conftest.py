@@ -39,3 +39,19 @@ def sheets_root() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test session gets its own mekit cache so tests never see a user's cache."""
     monkeypatch.setenv("MEKIT_CACHE", str(tmp_path_factory.getbasetemp() / "mekit-cache"))
+
+
+def cli_error_line(args: list, monkeypatch, capsys) -> str:
+    """Run ``mekit ARGS`` through the real entry point; it must exit 2 with one ``error:`` line
+    and no traceback. Returns that line."""
+    import sys
+
+    from mekit.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["mekit", *map(str, args)])
+    with pytest.raises(SystemExit) as e:
+        main()
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("error:") and "Traceback" not in err, err
+    return err

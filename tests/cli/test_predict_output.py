@@ -30,15 +30,10 @@ def _invoke(*args):
 
 
 def _fails(args: list, monkeypatch, capsys) -> str:
-    from mekit.cli.main import main
+    """stderr of a mekit command that must fail with one ``error:`` line and exit code 2."""
+    from conftest import cli_error_line
 
-    monkeypatch.setattr(sys, "argv", ["mekit", *map(str, args)])
-    with pytest.raises(SystemExit) as e:
-        main()
-    err = capsys.readouterr().err.strip()
-    assert e.value.code == 2, err
-    assert len(err.splitlines()) == 1 and err.startswith("error:") and "Traceback" not in err, err
-    return err
+    return cli_error_line(args, monkeypatch, capsys)
 
 
 @pytest.fixture(scope="module")

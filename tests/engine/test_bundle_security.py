@@ -68,16 +68,11 @@ def _one_line(e: pytest.ExceptionInfo) -> str:
     return text
 
 
-def _cli_fails(args: list[str], monkeypatch, capsys) -> str:
-    from mekit.cli.main import main
+def _cli_fails(args: list, monkeypatch, capsys) -> str:
+    """stderr of a mekit command that must fail with one ``error:`` line and exit code 2."""
+    from conftest import cli_error_line
 
-    monkeypatch.setattr(sys, "argv", ["mekit", *map(str, args)])
-    with pytest.raises(SystemExit) as e:
-        main()
-    err = capsys.readouterr().err.strip()
-    assert e.value.code == 2, err
-    assert len(err.splitlines()) == 1 and err.startswith("error:") and "Traceback" not in err, err
-    return err
+    return cli_error_line(args, monkeypatch, capsys)
 
 
 # -- the allow-list covers every pipeline mekit fits ----------------------------------------
