@@ -14,7 +14,6 @@ import sys
 import textwrap
 import warnings
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np

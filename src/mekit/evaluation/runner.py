@@ -287,7 +287,6 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
     folder. ``resume``: ``auto`` (reuse matching folds, start over otherwise), ``strict`` (stop
     when saved folds do not match) or ``off`` (always start over).
     """
-    from mekit.data import load_dataset
     from mekit.evaluation.protocols import get_protocol
 
     t0 = time.perf_counter()
