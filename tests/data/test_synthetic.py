@@ -385,3 +385,16 @@ def test_default_corpus_is_learnable_but_not_trivial():
     pred = cross_val_predict(clf, np.asarray(feats), y, groups=groups, cv=GroupKFold(n_splits=4))
     f1 = f1_score(y, pred, average="macro")
     assert 0.5 < f1 < 0.97, f1
+
+
+def test_a_killed_generation_leaves_no_stale_temporary_folder(monkeypatch):
+    from mekit.paths import cache_dir
+
+    expected = cache_dir() / "synthetic" / SyntheticParams.make(seed=13, **SMALL).digest()
+    expected.parent.mkdir(parents=True, exist_ok=True)
+    stale = expected.parent / f".{expected.name}.tmp-killed"
+    (stale / "sub01").mkdir(parents=True)
+    (stale / "sub01" / "half.png").write_bytes(b"x")
+    load_synthetic(seed=13, **SMALL)
+    assert not stale.exists()
+    assert not [p for p in expected.parent.iterdir() if ".tmp-" in p.name]

@@ -487,7 +487,7 @@ def assemble(dataset: str, clips: Iterable[ClipRow], *, fps: float, report: Load
             continue
         seen[c.sample_id] = c.row
         template, offset = c.template, c.offset
-        found = next((f for f in c.folders if f.is_dir()), None)
+        found = next((f for f in c.folders if _is_dir(f)), None)
         if found is not None:
             leak = _leaves_subject(found, frames_dir, real_root)
             if leak == "leak":
@@ -508,10 +508,16 @@ def assemble(dataset: str, clips: Iterable[ClipRow], *, fps: float, report: Load
             template, offset = res
             filled += c.offset is None and offset is not None
         folder = found if found is not None else c.folders[0]
+        try:
+            resolved = folder.resolve()
+        except (OSError, ValueError) as e:
+            report.add_problem(c.sample_id, f"{sheet.where(c.row)}: clip folder {str(folder)!r} is not a usable "
+                                            f"path ({e}); row excluded")
+            continue
         emotion = c.emotion
         records.append({
             "sample_id": c.sample_id, "dataset": dataset, "subject": c.subject, "clip": c.clip,
-            "media": "frames", "path": str(folder.resolve()), "frame_template": template,
+            "media": "frames", "path": str(resolved), "frame_template": template,
             "onset": c.onset, "apex": c.apex, "offset": offset, "fps": float(fps),
             "emotion": emotion, "label": canonical(emotion) if emotion is not None else None,
             "action_units": tuple(c.action_units), "intensity": None, "split": None,
@@ -542,6 +548,14 @@ def assemble(dataset: str, clips: Iterable[ClipRow], *, fps: float, report: Load
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
+def _is_dir(p: Path) -> bool:
+    """``p.is_dir()``, False for a name the file system cannot hold (too long, a NUL byte)."""
+    try:
+        return p.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def unsafe_name(name: str, what: str) -> str | None:
     """Why a sheet cell cannot be used as one folder name, or None when it can.
 
@@ -554,6 +568,8 @@ def unsafe_name(name: str, what: str) -> str | None:
     text = str(name)
     if text in (".", ".."):
         return f"{what} name {text!r} is not a folder name"
+    if len(text.encode("utf-8", "surrogatepass")) > 255:
+        return f"{what} name is {len(text.encode('utf-8', 'surrogatepass'))} bytes long; a folder name holds at most 255"
     if "/" in text or "\\" in text or _DRIVE.match(text) or "\x00" in text:
         return (f"{what} name {text!r} is a path; expected one folder name (a path could leave the subject's "
                 "folder and load another subject's clip)")

@@ -137,8 +137,11 @@ def load_smic(root: str | Path | None = None, *, sheet: str | Path | None = None
             folder_emotion = (from_name or emotion).lower()
             # SMIC-HS first: it is the layout the corpus ships and the one paths point to when
             # frames are not checked; then SMIC-E's <s01>/<clip> and plain fallbacks.
-            folders = [fdir / f"s{n}" / "micro" / folder_emotion / clip, fdir / f"s{n:02d}" / clip,
-                       fdir / f"s{n}" / clip, fdir / clip]
+            # only SMIC's own three class names become a folder name: a label cell such as
+            # "../../x" must never turn into a path that leaves the corpus
+            folders = ([fdir / f"s{n}" / "micro" / folder_emotion / clip]
+                       if folder_emotion in ("negative", "positive", "surprise") else [])
+            folders += [fdir / f"s{n:02d}" / clip, fdir / f"s{n}" / clip, fdir / clip]
             yield ClipRow(sample_id=sid, subject=f"{DATASET}/s{n:02d}", clip=clip, folders=folders,
                           template="image{frame:06d}.bmp", onset=iv.onset, apex=iv.apex, offset=iv.offset,
                           emotion=emotion, action_units=[], row=int(row),

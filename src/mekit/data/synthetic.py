@@ -914,16 +914,49 @@ def generate_synthetic(out_dir: str | Path, n_subjects: int = 12, clips_per_subj
         raise DataError("output folder exists and is not empty", path=out,
                         expected="a new or empty folder (or overwrite=True)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        log.info("generating synthetic corpus (%d subjects x %d clips, %d px) into %s",
-                 params.n_subjects, params.clips_per_subject, params.size, out)
-        manifest = _generate_into(tmp, params, progress)
-        _move_into_place(tmp, out, replace=overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with _generation_lock(out) as lock:
+        # temporary folders of a generation that was killed (SIGKILL skips the cleanup below):
+        # with the lock held no other process is writing one, so they are safe to remove
+        for stale in out.parent.glob(f".{out.name}.tmp-*") if lock.locked else ():
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            log.info("generating synthetic corpus (%d subjects x %d clips, %d px) into %s",
+                     params.n_subjects, params.clips_per_subject, params.size, out)
+            manifest = _generate_into(tmp, params, progress)
+            _move_into_place(tmp, out, replace=overwrite)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return _table(out, manifest, check_files=False)
+
+
+class _generation_lock:
+    """An exclusive lock file beside ``out`` for the length of one generation (POSIX flock;
+    released by the kernel when the process dies, so a killed run never leaves it held)."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out.parent / f".{out.name}.lock"
+        self.fh = None
+        self.locked = False
+
+    def __enter__(self) -> _generation_lock:
+        self.fh = open(self.path, "a")
+        try:
+            import fcntl
+
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX)
+            self.locked = True
+        except ImportError:  # not POSIX: no lock, so stale folders are left alone
+            pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fh is not None:
+            # removed so that nothing is left beside the corpus; a process that opened the old
+            # file just before may then generate concurrently, which the atomic rename tolerates
+            self.path.unlink(missing_ok=True)
+            self.fh.close()  # closing releases the flock
 
 
 def _move_into_place(tmp: Path, out: Path, replace: bool) -> None:

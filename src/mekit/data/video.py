@@ -180,8 +180,17 @@ def read_video_frames(path: str | Path, frames: list[int] | np.ndarray | None = 
         stream.thread_type = "AUTO"
         fps = _fps(stream)
         try:
+            size0 = None
             for i, frame in enumerate(container.decode(stream)):
                 n = i + 1
+                # a stream whose frame size changes (joined recordings, damaged headers) cannot be
+                # one clip: refuse it at the first odd frame, before it holds more of them in memory
+                if size0 is None:
+                    size0 = (frame.width, frame.height)
+                elif (frame.width, frame.height) != size0:
+                    raise DataError(f"frame {i} is {frame.width}x{frame.height} but frame 0 is "
+                                    f"{size0[0]}x{size0[1]}", path=path,
+                                    expected="a video whose frames all have one size")
                 if frames is None:
                     all_frames.append(frame.to_ndarray(format="rgb24"))
                     continue
@@ -479,12 +488,20 @@ def _intervals(csv_path: Path, videos: list[Path], single: Path | None, probe: _
     return records
 
 
+def _is_file(p: Path) -> bool:
+    """``p.is_file()``, False for a name the file system cannot hold (too long, a NUL byte)."""
+    try:
+        return p.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _resolve(ref: str, csv_path: Path, by_rel: dict[str, Path], by_name: dict[str, list[Path]],
              single: Path | None) -> Path | str | None:
     p = Path(ref).expanduser()
     if p.is_absolute():
-        return p.resolve() if p.is_file() else None
-    if (csv_path.parent / p).is_file():
+        return p.resolve() if _is_file(p) else None
+    if _is_file(csv_path.parent / p):
         return (csv_path.parent / p).resolve()
     key = ref.replace("\\", "/").lstrip("./").lower()
     if key in by_rel:

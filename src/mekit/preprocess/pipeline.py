@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 import weakref
@@ -335,6 +336,13 @@ def _init_worker() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):  # die with the parent: a killed run leaves no worker behind
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
     _FORK_LEFTOVERS.append(dict(_STATE))
     _STATE.clear()
 
