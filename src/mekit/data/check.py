@@ -228,7 +228,7 @@ def read_error(path: Path) -> str | None:
     """Why an image cannot be decoded completely, or None when it can."""
     from PIL import Image, UnidentifiedImageError
 
-    from mekit.preprocess.io import image_defect
+    from mekit.media import image_defect
 
     # The end-marker check the readers use (mekit.preprocess.io.decode_image) first, so check
     # and every later stage agree on what is truncated; PIL then finds the rest.

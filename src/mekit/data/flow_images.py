@@ -445,7 +445,7 @@ def _check_image(path: Path) -> str:
     """
     import cv2
 
-    from mekit.preprocess.io import decode_image
+    from mekit.media import decode_image
 
     try:
         img = decode_image(path, cv2.IMREAD_UNCHANGED)
