@@ -29,11 +29,13 @@ def preprocess_cmd(
 ) -> None:
     """Preprocess every clip of a dataset into the cache and print what was done and where the time went."""
     from mekit.cli.common import parse_overrides
+    from mekit.cli.render import show_progress
     from mekit.data import load_dataset
     from mekit.preprocess.pipeline import PreprocessConfig, preprocess
 
     cfg = PreprocessConfig.from_yaml(config, parse_overrides(overrides))
-    result = preprocess(load_dataset(loader, root, **parse_overrides(option)), cfg, progress=True)
+    with show_progress():
+        result = preprocess(load_dataset(loader, root, **parse_overrides(option)), cfg)
     show_summary(result)
     s = result.summary()
     if s["clips"] and not s["done"]:  # nothing usable came out: a failure, whatever the reasons

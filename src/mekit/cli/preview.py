@@ -36,5 +36,8 @@ def preview_cmd(
 
     cfg = PreprocessConfig.from_yaml(config, parse_overrides(overrides))
     table = load_dataset(loader, root, **parse_overrides(option))
-    paths = preview(table, cfg, sample_ids=samples, out_dir=out, limit=limit, progress=True)
+    from mekit.cli.render import show_progress
+
+    with show_progress():
+        paths = preview(table, cfg, sample_ids=samples, out_dir=out, limit=limit, progress=True)
     typer.echo(f"wrote {len(paths)} preview(s) to {out}")

@@ -14,6 +14,14 @@ _RESUME_HELP = ("reuse folds saved in the report folder by an earlier run: auto 
                 "over). Intensity runs always start over.")
 
 
+_DEVICE_HELP = "where neural models train: auto, cpu, cuda, cuda:N or mps (sets compute.device)"
+
+
+def _with_device(overrides: list[str] | None, device: str | None) -> list[str]:
+    """--device is the override compute.device=..., replacing the config file's value."""
+    return [*(overrides or []), *([f"compute.device={device}"] if device else [])]
+
+
 def _run(config: Path | None, overrides: list[str] | None, out: Path | None, default_out: str,
          resume: str = "auto") -> None:
     from importlib import resources
@@ -21,6 +29,7 @@ def _run(config: Path | None, overrides: list[str] | None, out: Path | None, def
     from rich.console import Console
 
     from mekit.cli.common import load_experiment
+    from mekit.cli.render import show_progress
     from mekit.evaluation.runner import run_experiment
 
     path = config or Path(str(resources.files("mekit") / "configs" / "run_default.yaml"))
@@ -29,13 +38,15 @@ def _run(config: Path | None, overrides: list[str] | None, out: Path | None, def
     if cfg.task == "intensity":
         from mekit.intensity.runner import run_intensity, summary_line
 
-        ires = run_intensity(cfg, out_dir)
+        with show_progress():
+            ires = run_intensity(cfg, out_dir)
         con = Console()
         con.print(summary_line(ires))
         _show_excluded(con, ires.metrics, out_dir)
-        con.print(f"report: {out_dir / 'report.md'}")
+        con.print(f"report: {out_dir / 'report.md'}  (log: {out_dir / 'run.log'})")
         return
-    res = run_experiment(cfg, out_dir, resume=resume)
+    with show_progress():
+        res = run_experiment(cfg, out_dir, resume=resume)
     m = res.metrics
     con = Console()
     r = m["resume"]
@@ -49,7 +60,7 @@ def _run(config: Path | None, overrides: list[str] | None, out: Path | None, def
     con.print(f"[bold]{cfg.name}[/]: {m['protocol']} over {m['n_subjects']} subjects, {m['n_samples']} samples{leaky}")
     con.print(f"UF1 {m['uf1']:.3f}  UAR {m['uar']:.3f}  accuracy {m['accuracy']:.3f}  "
               f"weighted F1 {m['weighted_f1']:.3f}  ({m['timing_s']['total']:.1f} s)")
-    con.print(f"report: {out_dir / 'report.md'}")
+    con.print(f"report: {out_dir / 'report.md'}  (log: {out_dir / 'run.log'})")
 
 
 def _show_excluded(con, m: dict, out_dir: Path) -> None:
@@ -63,15 +74,17 @@ def _show_excluded(con, m: dict, out_dir: Path) -> None:
 def run(overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. protocol.name=group_kfold"),
         config: Path = typer.Option(None, "--config", "-c", help="experiment YAML (default: the synthetic demo)"),
         out: Path = typer.Option(None, "--out", "-o", help="report folder (default runs/<name>)"),
-        resume: str = typer.Option("auto", "--resume", help=_RESUME_HELP)) -> None:
+        resume: str = typer.Option("auto", "--resume", help=_RESUME_HELP),
+        device: str = typer.Option(None, "--device", help=_DEVICE_HELP)) -> None:
     """Run the main job: a complete experiment on the built-in synthetic corpus, with its report."""
-    _run(config, overrides, out, "runs", resume)
+    _run(config, _with_device(overrides, device), out, "runs", resume)
 
 
 @app.command()
 def evaluate(overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. data.root=PATH"),
              config: Path = typer.Option(..., "--config", "-c", help="experiment YAML (see configs/)"),
              out: Path = typer.Option(None, "--out", "-o", help="report folder (default runs/<name>)"),
-             resume: str = typer.Option("auto", "--resume", help=_RESUME_HELP)) -> None:
+             resume: str = typer.Option("auto", "--resume", help=_RESUME_HELP),
+             device: str = typer.Option(None, "--device", help=_DEVICE_HELP)) -> None:
     """Run an evaluation protocol from a config and write its report folder."""
-    _run(config, overrides, out, "runs", resume)
+    _run(config, _with_device(overrides, device), out, "runs", resume)

@@ -158,7 +158,7 @@ class Bundle:
 
 
 def _versions() -> dict[str, str]:
-    from mekit.evaluation.report import environment
+    from mekit.environment import environment
 
     return environment(0)["packages"]
 
@@ -176,8 +176,8 @@ def strip_runtime(meta: dict[str, Any]) -> dict[str, Any]:
 
     Dropped: the preprocessing runtime fields (:data:`PREPROCESS_RUNTIME_FIELDS`, in
     ``meta['preprocess']`` and ``meta['config']['preprocess']``), ``config.data.root``,
-    ``config.protocol.workers`` and the whole ``config.output`` section (results folder,
-    MLflow URI). Applied when a bundle is written and again when one is read, so a
+    ``config.protocol.workers``, the whole ``config.output`` section (results folder,
+    MLflow URI) and the whole ``config.compute`` section (device, precision). Applied when a bundle is written and again when one is read, so a
     hand-edited ``meta.json`` cannot choose where mekit writes.
     """
     meta = copy.deepcopy(meta)
@@ -192,6 +192,9 @@ def strip_runtime(meta: dict[str, Any]) -> dict[str, Any]:
         if isinstance(cfg.get("protocol"), dict):
             cfg["protocol"].pop("workers", None)
         cfg.pop("output", None)
+        # the reading machine picks its own device (load_bundle's ``device``); where the model
+        # was trained stays on record in meta['training']['selection']['compute']
+        cfg.pop("compute", None)
     return meta
 
 
@@ -334,8 +337,11 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, V
                OSError)
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Read a bundle and rebuild its fitted model; refuse anything else without executing it."""
+def load_bundle(path: str | Path, device: str | None = None) -> Bundle:
+    """Read a bundle and rebuild its fitted model; refuse anything else without executing it.
+
+    ``device`` (a ``compute.device`` value; default ``auto``) is where a neural model runs: its
+    weights are read onto the CPU whatever device they were saved from, then moved there."""
     path = Path(path)
     if not path.exists():
         raise DataError("bundle file does not exist", path=path)
@@ -365,7 +371,7 @@ def load_bundle(path: str | Path) -> Bundle:
     except _ZIP_ERRORS as e:
         raise _refuse(path, f"the archive is damaged ({_first_line(e)})") from None
     if meta["kind"] == "neural":
-        model = _load_neural(path, meta, data)
+        model = _load_neural(path, meta, data, device)
     else:
         model = _load_classical(path, meta, data)
     return Bundle(meta, model)
@@ -444,7 +450,7 @@ def _parse_meta(path: Path, raw: bytes) -> dict[str, Any]:
 
 
 # -- weights.pt -----------------------------------------------------------------------------
-def _load_neural(path: Path, meta: dict, data: io.BytesIO):
+def _load_neural(path: Path, meta: dict, data: io.BytesIO, device: str | None = None):
     import numpy as np
     import torch
 
@@ -474,7 +480,8 @@ def _load_neural(path: Path, meta: dict, data: io.BytesIO):
         raise _refuse(path, f"weights do not fit model {meta['model_name']} ({str(e).splitlines()[0][:200]})") from None
     model.eval()
     nm.model_ = model
-    return nm
+    # the device is checked after the bundle itself, so a damaged file is reported as such first
+    return nm.to(device or "auto")
 
 
 # -- model.skops ----------------------------------------------------------------------------

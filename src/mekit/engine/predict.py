@@ -81,7 +81,7 @@ def _scheme_meta(scheme: Any, classes: list[str]) -> dict[str, Any]:
 
 
 def _features_meta(cfg: ExperimentConfig, X: Any) -> dict[str, Any]:
-    from mekit.evaluation.runner import is_neural
+    from mekit.engine.factory import is_neural
 
     shape = [int(s) for s in X.shape[1:]]
     if is_neural(cfg.model.name):
@@ -98,14 +98,14 @@ def fit_full(config: ExperimentConfig, progress: bool = True) -> FullFit:
     import numpy as np
 
     from mekit.data import load_dataset
-    from mekit.evaluation.runner import build_inputs, make_model
+    from mekit.engine.factory import build_inputs, make_model
 
     cfg = config
     if cfg.task != "classification":
         raise ConfigError(f"config.task is {cfg.task!r}: `mekit train` writes classification bundles; "
                           "intensity models are trained by mekit.intensity")
     table = load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **cfg.data.options)
-    scheme = getattr(table, "scheme", None)  # set by the label scheme; a subset does not keep it
+    scheme = getattr(table, "scheme", None)  # the label scheme the table was labelled with
     table = table.subset(table.df["label"].notna()) if len(table) else table
     if len(table) == 0:
         raise DataError(f"dataset {cfg.data.loader} at {cfg.data.root} has no labelled samples",
@@ -162,11 +162,7 @@ def train_bundle(config: ExperimentConfig, out: str | Path, progress: bool = Tru
     out = output_file(out, f"{config.name}.mekit", "bundle")
     _check_bundleable(config)
     if config.task == "intensity":
-        try:
-            from mekit.intensity.runner import fit_intensity_bundle
-        except ImportError as e:
-            raise ConfigError("config.task is 'intensity', but mekit.intensity.runner.fit_intensity_bundle is not "
-                              f"available in this installation ({e})") from None
+        fit_intensity_bundle = _task_function("intensity", "fit", "config.task is 'intensity'")
         return Path(fit_intensity_bundle(config, out, progress))
     fit = fit_full(config, progress)
     path = save_bundle(out, fit.model, config, fit.classes, fit.meta)
@@ -418,7 +414,7 @@ def predict_table(bundle: Bundle, table: SampleTable, progress: bool = True,
     import pandas as pd
 
     from mekit.data.labels import LabelScheme, canonical
-    from mekit.evaluation.runner import build_inputs
+    from mekit.engine.factory import build_inputs
 
     classes = bundle.classes
     cfg = bundle_config(bundle, cache)
@@ -463,13 +459,29 @@ def predict_table(bundle: Bundle, table: SampleTable, progress: bool = True,
     return out
 
 
-def _predict_intensity(bundle: Bundle, table: SampleTable, out: Path | None, path: Path) -> Any:
+#: Bundles of other tasks are fitted and predicted by their task's own module, which sits in a
+#: layer above the engine: named here by "module:function" strings and imported when used, so
+#: the engine never imports upward.
+TASK_BUNDLES: dict[str, dict[str, str]] = {
+    "intensity": {"fit": "mekit.intensity.runner:fit_intensity_bundle",
+                  "predict": "mekit.intensity.runner:predict_curves"},
+}
+
+
+def _task_function(task: str, what: str, context: str) -> Any:
+    import importlib
+
+    spec = TASK_BUNDLES[task][what]
+    module, attr = spec.split(":")
     try:
-        from mekit.intensity.runner import predict_curves
-    except ImportError as e:
-        raise ConfigError(f"{path}: this bundle predicts intensity curves (task 'intensity'), but "
-                          f"mekit.intensity.runner.predict_curves is not available in this installation ({e})"
-                          ) from None
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"{context}, but {module}.{attr} is not available in this installation ({e})") from None
+
+
+def _predict_intensity(bundle: Bundle, table: SampleTable, out: Path | None, path: Path) -> Any:
+    predict_curves = _task_function("intensity", "predict",
+                                    f"{path}: this bundle predicts intensity curves (task 'intensity')")
     out_dir = None if out is None else (out.with_suffix("") if out.suffix.lower() == ".csv" else out)
     if out_dir is not None:  # an unwritable folder is named now, not after the curves are computed
         output_file(out_dir / "intensity_predictions.csv", "intensity_predictions.csv", "intensity predictions")
@@ -481,7 +493,8 @@ def _predict_intensity(bundle: Bundle, table: SampleTable, out: Path | None, pat
 
 def predict(bundle_path: str | Path, input: str | Path | None = None, loader: str | None = None,
             root: str | Path | None = None, out_csv: str | Path | None = None, kind: str = "auto",
-            progress: bool = False, fps: float | None = None, **loader_options: Any) -> pd.DataFrame:
+            progress: bool = False, fps: float | None = None, device: str | None = None,
+            **loader_options: Any) -> pd.DataFrame:
     """Predict ``input`` (see :func:`input_table`) with the bundle at ``bundle_path``.
 
     Writes the predictions to ``out_csv`` when given (see :func:`predict_table` for the
@@ -491,11 +504,16 @@ def predict(bundle_path: str | Path, input: str | Path | None = None, loader: st
     An intensity bundle (``meta['task'] == 'intensity'``) is handed to
     :func:`mekit.intensity.runner.predict_curves` with ``out_csv`` read as a folder
     (``preds.csv`` -> ``preds/``), and its result is returned.
+    ``device``: where a neural model runs (a ``compute.device`` value; default ``auto``).
     """
     from mekit.engine.bundle import load_bundle
 
     path = Path(bundle_path)
-    bundle = load_bundle(path)
+    if device is not None:
+        from mekit.config import ComputeConfig
+
+        ComputeConfig(device=device)  # a misspelt device is refused before the bundle is read
+    bundle = load_bundle(path, device=device)
     table = input_table(input, loader, root, kind, fps, **loader_options)
     if bundle.meta.get("task") == "intensity":
         return _predict_intensity(bundle, table, None if out_csv is None else Path(out_csv), path)

@@ -1,20 +1,25 @@
 """Metrics summaries and the run folder: predictions.csv, metrics.json,
-config.resolved.yaml, environment.json, confusion/per-class PNGs and report.md."""
+config.resolved.yaml, environment.json, confusion/per-class PNGs, learning curves (neural
+runs), report.md and run.log."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import platform
-import subprocess
-import sys
-from datetime import datetime, timezone
+import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from mekit.environment import environment  # noqa: F401 - re-exported for callers
 from mekit.evaluation.metrics import breakdown, classification_metrics, subject_bootstrap
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from mekit.events import Event
 
 SELECTION_STATEMENT = ("Model selection (hyper-parameters by inner subject-grouped CV, the early-stopping epoch "
                        "on an inner validation split of training subjects, or a fixed budget) used only the "
@@ -69,28 +74,24 @@ def summarise(pred: pd.DataFrame, classes: list[str], protocol, cfg, selections:
     return m
 
 
-def environment(seed: int) -> dict[str, Any]:
-    from importlib import metadata
+def run_environment(cfg, selections: list[dict] | None = None) -> dict[str, Any]:
+    """:func:`~mekit.environment.environment` plus where the run computed: the ``compute``
+    section asked for and the device the folds resolved it to (neural runs)."""
+    from mekit.config import to_plain
 
-    pkgs = {}
-    for name in ("mekit", "numpy", "scipy", "pandas", "scikit-learn", "imbalanced-learn", "torch",
-                 "opencv-contrib-python-headless", "mediapipe", "lightgbm", "flaml"):
-        try:
-            pkgs[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
+    env = environment(cfg.seed)
+    resolved = sorted({str((s.get("compute") or {}).get("device")) for s in selections or []
+                       if isinstance(s, dict) and s.get("compute")})
+    env["compute"] = {**to_plain(cfg.compute), "resolved": resolved or None}
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
-        # a commit hash alone misleads when the working tree had uncommitted changes
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                    text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
-                     ) if commit else None
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = None, None
-    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": pkgs,
-            "seed": seed, "git_commit": commit, "git_dirty": dirty,
-            "created": datetime.now(timezone.utc).isoformat()}
+        import torch
+
+        env["cuda"] = torch.version.cuda
+        if torch.cuda.is_available():
+            env["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return env
 
 
 def _plots(m: dict, out: Path) -> list[str]:
@@ -131,6 +132,41 @@ def _plots(m: dict, out: Path) -> list[str]:
     plt.close(fig)
     files.append("per_class.png")
     return files
+
+
+def learning_curves(histories: list[dict], out: Path) -> list[str]:
+    """``learning_curves.csv`` (one row per fold, seed and epoch) and ``learning_curves.png``
+    (training loss per epoch, each fold thin and their mean thick; the inner-validation macro F1
+    beside it when folds had one). Returns the files written; none without a history."""
+    rows = [{"fold": h["fold"], "seed": h["seed"], **r} for h in histories for r in h.get("history") or []]
+    if not rows:
+        return []
+    df = pd.DataFrame(rows)
+    df.to_csv(out / "learning_curves.csv", index=False)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [("train_loss", "training loss")]
+    if "val_uf1" in df.columns and df["val_uf1"].notna().any():
+        panels.append(("val_uf1", "inner-validation macro F1"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels):
+        for _, g in df.dropna(subset=[key]).groupby(["seed", "fold"], sort=False):
+            ax.plot(g["epoch"] + 1, g[key], color="tab:blue", alpha=0.25, linewidth=0.8)
+        # the mean over the folds that reached an epoch (early stopping ends folds at different epochs)
+        mean = df.groupby("epoch")[key].mean().dropna()
+        ax.plot(mean.index + 1, mean.to_numpy(), color="tab:blue", linewidth=2.2, label="mean over folds")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "learning_curves.png", dpi=120)
+    plt.close(fig)
+    return ["learning_curves.csv", "learning_curves.png"]
 
 
 def markdown(m: dict, cfg) -> str:
@@ -179,6 +215,10 @@ def markdown(m: dict, cfg) -> str:
     lines.append("")
     if m.get("figures"):  # only link figures that were written (output.plots)
         lines += ["![confusion](confusion_matrix.png)", "", "![per class](per_class.png)", ""]
+        if "learning_curves.png" in m["figures"]:
+            lines += ["**Learning curves.** Training loss per epoch of every fold (thin) and their mean (thick), "
+                      "with the inner-validation macro F1 where folds had one; the numbers are in "
+                      "learning_curves.csv.", "", "![learning curves](learning_curves.png)", ""]
     lines += [f"**Excluded.** {excluded_summary(m)}", ""]
     res = m.get("resume")
     if res:
@@ -244,9 +284,12 @@ def write_report(result, out: Path, table=None, excluded: list[dict[str, str]] |
     if rows is not None:
         pd.DataFrame(rows, columns=["sample", "stage", "reason"]).to_csv(out / "excluded.csv", index=False)
     (out / "config.resolved.yaml").write_text(cfg.to_yaml())
-    (out / "environment.json").write_text(json.dumps(environment(cfg.seed), indent=2))
+    (out / "environment.json").write_text(json.dumps(run_environment(cfg, m.get("selection_per_fold")), indent=2))
     if cfg.output.plots:
         m["figures"] = _plots(m, out)
+    curves = learning_curves(getattr(result, "histories", None) or [], out) if cfg.output.plots else []
+    if curves:
+        m["figures"].append("learning_curves.png")
     (out / "metrics.json").write_text(json.dumps(m, indent=2, default=str))
     (out / "report.md").write_text(markdown(m, cfg))
     if cfg.output.mlflow:
@@ -254,3 +297,80 @@ def write_report(result, out: Path, table=None, excluded: list[dict[str, str]] |
 
         log_mlflow(result, out)
     return out
+
+
+# -- run.log ----------------------------------------------------------------------------------------
+#: run.log lines: local time (as a terminal's clock shows it), level, logger, message
+RUN_LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def event_line(ev: Event) -> str | None:
+    """A run.log line for the events worth keeping there (a stage ending, a fold, an epoch);
+    None for the others (per-item progress would drown the log)."""
+    d = ev.data
+    if ev.kind == "stage_end":
+        count = f" {d.get('done')}/{d['total']}" if d.get("total") else ""
+        return f"{d.get('stage')} {'done' if d.get('ok', True) else 'stopped'}{count} in {d.get('seconds', 0):.1f} s"
+    if ev.kind == "fold":
+        return (f"fold {d.get('done')}/{d.get('total')} ({d.get('fold')}, seed {d.get('seed')})"
+                + (" read back from an earlier run" if d.get("resumed") else " done"))
+    if ev.kind == "epoch":
+        parts = [f"epoch {d.get('epoch')}/{d.get('epochs')}"]  # counted from 1
+        if d.get("fold") is not None:
+            parts.append(f"fold {d['fold']}")
+        for key, name in (("loss", "loss"), ("val", d.get("metric") or "val"), ("lr", "lr")):
+            if isinstance(d.get(key), (int, float)):
+                parts.append(f"{name} {d[key]:.4g}")
+        return " ".join(parts)
+    if ev.kind == "message":
+        return str(d.get("text", d))
+    return None
+
+
+@contextlib.contextmanager
+def run_log(out_dir: Path | None) -> Iterator[Path | None]:
+    """While the block runs, write ``out_dir/run.log``: mekit's log records from INFO up and a
+    line per finished stage, fold and epoch (the events of :func:`event_line`). Both are removed
+    when the block ends, normally or not. A resumed run appends to the same file.
+
+    Forked fold workers inherit the file handler, so their log records reach run.log too; their
+    events do not (they are reported by the parent as each fold finishes)."""
+    if out_dir is None:
+        yield None
+        return
+    from mekit import events
+    from mekit.paths import prepare_out_dir
+
+    path = prepare_out_dir(out_dir, "output path") / "run.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter(RUN_LOG_FORMAT, "%Y-%m-%d %H:%M:%S"))
+    logger = logging.getLogger("mekit")
+    level = logger.level
+    # INFO records must reach the handler; the logger's level is put back afterwards. (A handler
+    # of the root logger with no level of its own also sees mekit's INFO records meanwhile.)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+
+    def line(text: str, level: int = logging.INFO, created: float | None = None) -> None:
+        # straight to the file handler, not through the logger: its other handlers (a console)
+        # show events through their own listeners and errors through the caller
+        rec = {"name": "mekit.run", "levelno": level, "levelname": logging.getLevelName(level), "msg": text}
+        handler.handle(logging.makeLogRecord(rec if created is None else {**rec, "created": created}))
+
+    def write(ev: Event) -> None:
+        text = event_line(ev)
+        if text is not None:
+            line(text, created=ev.time)
+
+    try:
+        with events.listen(write):
+            yield path
+    except BaseException as e:
+        line(f"run stopped: {type(e).__name__}: {e}", logging.ERROR)
+        raise
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()

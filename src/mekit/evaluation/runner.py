@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mekit import events
 from mekit.config import ExperimentConfig
 from mekit.errors import ConfigError, DataError
 
@@ -34,79 +35,14 @@ class RunResult:
     skipped: dict[str, str] = field(default_factory=dict)
     #: every sample left out, with stage and reason (also written to excluded.csv)
     excluded: list[dict[str, str]] = field(default_factory=list)
+    #: per neural fold: ``{"fold", "seed", "history": [{"epoch", "lr", "train_loss", "val_uf1"?}, ...]}``
+    #: (empty for classical models; drawn as learning_curves.png)
+    histories: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    disable=not enabled, transient=True)
-
-
-def is_neural(model_name: str) -> bool:
-    from mekit.classical import CLASSIFIERS
-
-    if model_name in CLASSIFIERS:
-        return False
-    from mekit.models import MODELS
-
-    MODELS.get(model_name)  # ConfigError naming the known models
-    return True
-
-
-def build_inputs(table, cfg: ExperimentConfig, progress: bool = True):
-    """Features (classical) or model inputs (neural) for every sample of ``table``."""
-    from mekit.features import get_extractor, get_input_builder
-
-    if is_neural(cfg.model.name):
-        from mekit.features import INPUTS
-        from mekit.models import MODELS
-
-        kind = MODELS.meta(cfg.model.name)["input"]
-        # features.name may pick another registered input builder (e.g. hsv_flow for resnet18_flow)
-        builder = cfg.features.name if cfg.features.name in INPUTS else kind
-        params = dict(cfg.features.params)
-        if kind == "clip3d":
-            params.setdefault("layout", "clip3d")
-        if kind == "image" or builder == "hsv_flow":
-            meta = MODELS.meta(cfg.model.name)
-            params.setdefault("mean", tuple(meta["mean"]))
-            params.setdefault("std", tuple(meta["std"]))
-        return get_input_builder(builder)(table, cfg.preprocess, progress=progress, **params)
-    return get_extractor(cfg.features.name)(table, cfg.preprocess, progress=progress, **cfg.features.params)
-
-
-def make_model(cfg: ExperimentConfig, seed: int, checkpoint_dir: Path | None = None):
-    """A fresh, unfitted model for one fold (classical pipeline or neural network)."""
-    if is_neural(cfg.model.name):
-        from mekit.engine.trainer import NeuralModel
-
-        return NeuralModel(cfg.model.name, cfg.model.params, class_weight=cfg.imbalance.class_weight,
-                           seed=seed, checkpoint_dir=checkpoint_dir)
-    from mekit.classical import make_classical
-
-    return make_classical({"classifier": cfg.model.name, **cfg.model.params}, cfg.imbalance.class_weight,
-                          cfg.imbalance.sampler, cfg.imbalance.sampler_params, seed)
-
-
-#: training matrices up to this many values are fitted with BLAS/OpenMP limited to one thread.
-#: Measured on a 2-core machine shared with other jobs: a LogisticRegression fit on 30 x 4
-#: values took 40 ms with two OpenBLAS threads and 3 ms with one, and SMOTE's neighbour search
-#: 50 ms and 1.5 ms; the classical steps here run one after another (n_jobs=1), so thread
-#: start-up and contention dominate small fits. Large matrices keep the libraries' defaults.
-SMALL_FIT = 2_000_000
-
-
-def _fit_threads(cfg: ExperimentConfig, n_values: int):
-    """A context limiting native thread pools for a small classical fit (a no-op otherwise;
-    neural models set their own torch thread count through ``model.params.threads``)."""
-    import contextlib
-
-    if n_values > SMALL_FIT or is_neural(cfg.model.name):
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1)
+# what a fold is built from lives in the engine layer (bundles need it too); re-exported here
+from mekit.engine.factory import (SMALL_FIT, _fit_threads, build_inputs, input_name, is_neural,  # noqa: E402,F401
+                                  make_model)
 
 
 #: predictions.csv columns that are identifiers or labels, never numbers
@@ -187,23 +123,48 @@ def _prepare_resume(out_dir: Path | None, cfg: ExperimentConfig, table, mode: st
     return discarded
 
 
-def _load_with_progress(cfg: ExperimentConfig, progress: bool):
-    """Load the config's dataset; loaders that report progress (the synthetic generator,
-    which takes a few seconds the first time) get a progress bar."""
+def _load_with_progress(cfg: ExperimentConfig, progress: bool = True):
+    """Load the config's dataset inside a ``load`` stage; loaders that report their own
+    progress (the synthetic generator, which takes a few seconds the first time) turn it into
+    ``progress`` events. ``progress`` is kept for callers that pass it; it changes nothing."""
     import inspect
 
     from mekit.data import get_loader, load_dataset
 
     opts = dict(cfg.data.options)
-    if not progress or "progress" not in inspect.signature(get_loader(cfg.data.loader)).parameters:
-        return load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **opts)
-    with _progress(True) as bar:
-        task = bar.add_task(f"loading {cfg.data.loader}", total=None)
+    with events.Stage("load", None, loader=cfg.data.loader) as stage:
+        if "progress" not in inspect.signature(get_loader(cfg.data.loader)).parameters:
+            return load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **opts)
 
         def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            stage.total = total  # known only once the loader starts
+            stage.advance(done - stage.done)
 
         return load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, progress=update, **opts)
+
+
+class _FoldStage(events.Stage):
+    """The ``folds`` stage of one seed. Its ETA counts only the folds computed in this call:
+    folds read back from disk finish at once and would make the estimate far too short."""
+
+    def __init__(self, total: int, **data: Any) -> None:
+        super().__init__("folds", total, **data)
+        self.resumed = 0
+
+    def fold_done(self, name: str, seed: int, resumed: bool) -> None:
+        self.done += 1
+        self.resumed += int(resumed)
+        computed = self.done - self.resumed
+        left = (self.total or 0) - self.done
+        eta = (time.perf_counter() - self.t0) / computed * left if computed and not resumed else None
+        events.emit("fold", stage="folds", fold=name, seed=seed, done=self.done, total=self.total,
+                    resumed=resumed)
+        events.emit("progress", stage="folds", done=self.done, total=self.total,
+                    eta_s=None if eta is None else round(eta, 1), **self.data)
+
+    def __enter__(self) -> _FoldStage:
+        super().__enter__()
+        return self
 
 
 #: what a fold needs, set by run_experiment for the duration of its folds (forked workers inherit it)
@@ -230,6 +191,9 @@ def _run_fold(job: tuple[int, int, Any]) -> tuple[int, tuple[pd.DataFrame, dict[
         full[:, classes.index(str(c))] = proba[:, j]
     pred = [classes[k] for k in full.argmax(1)]
     sel = {"fold": fold.name, "seed": seed, **model.selection_}
+    history = getattr(model, "history_", None)
+    if history:  # a neural model's per-epoch record, for the learning curves (plain numbers in JSON)
+        sel["history"] = [{k: float(v) if k != "epoch" else int(v) for k, v in h.items()} for h in history]
     fold_df = pd.DataFrame({"sample_id": te, "subject": [subjects[s] for s in te],
                             "dataset": [datasets[s] for s in te], "fold": fold.name, "seed": seed,
                             "true": [labels[s] for s in te], "pred": pred,
@@ -265,7 +229,17 @@ def _die_with_parent(parent: int) -> None:
 
 def _map_folds(jobs: list[tuple[int, int, Any]], workers: int):
     """Yield ``_run_fold`` results, in this process or in ``workers`` forked processes (in the
-    order they finish). Each fold seeds its own model, so the results are those of a serial run."""
+    order they finish). Each fold seeds its own model, so the results are those of a serial run.
+
+    Neural folds on CUDA run one at a time: a forked child cannot use a CUDA context its parent
+    initialised, and spawned workers would not inherit the fold inputs."""
+    cfg = _FOLD_STATE.get("cfg")
+    if workers > 1 and cfg is not None and is_neural(cfg.model.name):
+        from mekit.engine.trainer import device_kind
+
+        if device_kind(cfg.compute) == "cuda":
+            log.info("folds run one at a time on CUDA (forked workers cannot use it)")
+            workers = 1
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             yield _run_fold(job)
@@ -274,7 +248,17 @@ def _map_folds(jobs: list[tuple[int, int, Any]], workers: int):
 
     with mp.get_context("fork").Pool(min(workers, len(jobs)), initializer=_die_with_parent,
                                        initargs=(os.getpid(),)) as pool:
-        yield from pool.imap_unordered(_run_fold, jobs)
+        yield from pool.imap_unordered(_run_fold_detached, jobs)
+
+
+def _run_fold_detached(job: tuple[int, int, Any]) -> tuple[int, tuple[pd.DataFrame, dict[str, Any]]]:
+    """``_run_fold`` in a forked worker, with no event listener. A fork copies the parent's
+    listeners (a terminal display, the run.log writer) together with any lock one of their threads
+    held at that moment, so a worker calling them could hang or draw over the parent's display;
+    a fresh context has none. The parent reports each fold as its result arrives."""
+    import contextvars
+
+    return contextvars.Context().run(_run_fold, job)
 
 
 def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
@@ -286,18 +270,31 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
     completed fold and epoch when started again with the same config, data, mekit code and
     folder. ``resume``: ``auto`` (reuse matching folds, start over otherwise), ``strict`` (stop
     when saved folds do not match) or ``off`` (always start over).
-    """
-    from mekit.evaluation.protocols import get_protocol
 
-    t0 = time.perf_counter()
-    cfg = config
+    Progress (stages ``load``, ``preprocess``, ``folds``; a ``fold`` event per finished fold,
+    ``epoch`` events from neural training) is reported through :mod:`mekit.events` and shown by
+    whoever listens; ``progress`` is kept for callers that pass it and changes nothing. With an
+    ``out_dir``, the run's log and those events are also written to ``out_dir/run.log``.
+    """
     out_dir = Path(out_dir) if out_dir is not None else None
     if resume not in RESUME_MODES:
         raise ConfigError(f"resume: {resume!r}; expected one of {list(RESUME_MODES)}")
     from mekit.evaluation.validate import validate_config
 
-    validate_config(cfg)  # every free-form section against what it configures, before any work
-    table = _load_with_progress(cfg, progress)
+    validate_config(config)  # every free-form section against what it configures, before any work
+    from mekit.evaluation.report import run_log
+
+    with run_log(out_dir):
+        return _run_experiment(config, out_dir, resume)
+
+
+def _run_experiment(cfg: ExperimentConfig, out_dir: Path | None, resume: str) -> RunResult:
+    from mekit.evaluation.protocols import get_protocol
+
+    t0 = time.perf_counter()
+    log.info("run %s: model %s, inputs %s, protocol %s, seeds %s", cfg.name, cfg.model.name,
+             input_name(cfg), cfg.protocol.name, list(cfg.protocol.seeds))
+    table = _load_with_progress(cfg)
     if len(table) == 0:
         raise DataError(f"dataset {cfg.data.loader} at {cfg.data.root} has no labelled samples")
     discarded = _prepare_resume(out_dir, cfg, table, resume)
@@ -306,7 +303,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
     classes = [c for c in (list(scheme.classes) if scheme is not None else table.classes) if c in present]
     t_load = time.perf_counter() - t0
 
-    feats = build_inputs(table, cfg, progress)
+    with events.Stage("features", None, name=input_name(cfg), model=cfg.model.name):
+        feats = build_inputs(table, cfg)
     t_feat = time.perf_counter() - t0 - t_load
     # keep the table's own order (not the extractor's), so folds, training order and so the
     # fitted models do not depend on the order a feature stage happens to return samples in
@@ -330,13 +328,13 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
                    "datasets": datasets, "out_dir": out_dir}
     frames: list[pd.DataFrame] = []
     selections: list[dict[str, Any]] = []
+    histories: list[dict[str, Any]] = []
     n_resumed = 0
     try:
         for seed in cfg.protocol.seeds:
             folds = protocol.folds(usable, seed=seed)
             results: dict[int, tuple[pd.DataFrame, dict[str, Any]]] = {}
-            with _progress(progress) as bar:
-                task = bar.add_task(f"{protocol.name} seed {seed}", total=len(folds))
+            with _FoldStage(len(folds), seed=seed, protocol=protocol.name) as stage:
                 todo = []
                 for i, fold in enumerate(folds):
                     fdir = _fold_dir(out_dir, seed, fold.name)
@@ -346,15 +344,21 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
                                                   keep_default_na=False),
                                       json.loads((fdir / "selection.json").read_text()))
                         n_resumed += 1
-                        bar.advance(task)
+                        stage.fold_done(fold.name, seed, resumed=True)
                     else:
                         todo.append((i, seed, fold))
+                # fold events are emitted here, in this process, as each result arrives: with
+                # forked workers this is the only place that sees every fold finish
                 for i, res in _map_folds(todo, cfg.protocol.workers):
                     results[i] = res
-                    bar.advance(task)
+                    stage.fold_done(folds[i].name, seed, resumed=False)
             for i in range(len(folds)):  # fold order, whatever order they finished in
                 frames.append(results[i][0])
-                selections.append(results[i][1])
+                sel = dict(results[i][1])
+                history = sel.pop("history", None)  # kept in selection.json, drawn apart, not in metrics.json
+                if history:
+                    histories.append({"fold": sel.get("fold"), "seed": sel.get("seed"), "history": history})
+                selections.append(sel)
     finally:
         _FOLD_STATE = {}
     predictions = pd.concat(frames, ignore_index=True)
@@ -372,9 +376,11 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
         metrics["partial_composite"] = dict(table.report.corpora_absent)
     metrics["resume"] = {"mode": resume, "folds_resumed": n_resumed, "folds_total": len(frames),
                          "discarded": discarded}
-    result = RunResult(cfg, predictions, metrics, None, dict(feats.skipped), excluded)
+    result = RunResult(cfg, predictions, metrics, None, dict(feats.skipped), excluded, histories)
     if out_dir is not None:
         from mekit.evaluation.report import write_report
 
         result.out_dir = write_report(result, out_dir, table, excluded)
+    log.info("run %s done: UF1 %.3f, UAR %.3f over %d folds (%d resumed) in %.1f s", cfg.name, metrics["uf1"],
+             metrics["uar"], len(frames), n_resumed, metrics["timing_s"]["total"])
     return result

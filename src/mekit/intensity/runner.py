@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mekit import events
 from mekit.config import ExperimentConfig
 from mekit.errors import ConfigError, DataError
 from mekit.intensity.models import (REGRESSORS, ClipInput, FrameRegressor, IntensityNet, IntensitySettings,
@@ -145,7 +146,7 @@ def _fit(cfg: ExperimentConfig, s: IntensitySettings, model_name: str, clips: li
         y = np.concatenate([np.asarray(t)[::st] for t in targets])
         g = np.concatenate([[subj] * len(c.frames[::st]) for c, subj in zip(clips, subjects)])
         return reg.fit(X, y, g)
-    net = IntensityNet(model_name, cfg.model.params, s, seed)
+    net = IntensityNet(model_name, cfg.model.params, s, seed, compute=cfg.compute)
     return net.fit(clips, [np.asarray(t, np.float64) for t in targets], np.asarray(subjects), soft, classes)
 
 
@@ -163,13 +164,6 @@ def _predict_pipeline(pipe: Any, model_name: str, clip: ClipInput, s: IntensityS
 
 
 # -- the experiment -------------------------------------------------------------------------------------
-def _progress(enabled: bool) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    disable=not enabled, transient=True)
-
-
 def _classes_and_soft(table: Any, ids: list[str]) -> tuple[list[str], dict[str, np.ndarray]]:
     from mekit.intensity.targets import soft_labels
 
@@ -183,30 +177,41 @@ def run_intensity(config: ExperimentConfig, out_dir: str | Path | None = None, p
     """Run an intensity experiment end to end; with ``out_dir``, write its report folder.
 
     ``table`` (a SampleTable) replaces loading ``config.data`` (tests, notebooks).
-    """
-    from mekit.data import load_dataset
-    from mekit.evaluation.protocols import get_protocol
 
-    t0 = time.perf_counter()
-    cfg = config
+    Progress (stages ``load``, ``inputs``, ``folds``; a ``fold`` event per finished fold) is
+    reported through :mod:`mekit.events` and shown by whoever listens; ``progress`` is kept for
+    callers that pass it and changes nothing. With an ``out_dir``, the run's log and those events
+    are also written to ``out_dir/run.log``.
+    """
+    from mekit.evaluation.report import run_log
     from mekit.evaluation.validate import validate_config
 
-    validate_config(cfg)
-    s = check_config(cfg)
-    if out_dir is not None:  # an unusable report folder fails now, not after the training
-        from mekit.paths import prepare_out_dir
+    validate_config(config)
+    s = check_config(config)
+    # run_log creates the report folder first: an unusable one fails now, not after the training
+    with run_log(Path(out_dir) if out_dir is not None else None):
+        return _run_intensity(config, s, Path(out_dir) if out_dir is not None else None, table)
 
-        prepare_out_dir(out_dir)
+
+def _run_intensity(cfg: ExperimentConfig, s: IntensitySettings, out_dir: Path | None, table: Any) -> IntensityResult:
+    from mekit.evaluation.protocols import get_protocol
+    from mekit.evaluation.runner import _load_with_progress
+
+    t0 = time.perf_counter()
+    log.info("intensity run %s: model %s, target %s, protocol %s, seeds %s", cfg.name, cfg.model.name,
+             s.source, cfg.protocol.name, list(cfg.protocol.seeds))
     if table is None:
-        table = load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **cfg.data.options)
+        table = _load_with_progress(cfg)
     if len(table) == 0:
         raise DataError(f"dataset {cfg.data.loader} at {cfg.data.root} has no samples")
     targets, skipped = clip_targets(table, s)
     t_load = time.perf_counter() - t0
     model_name = cfg.model.name
     needs = _needs(model_name, s)
-    clips, sk = build_clip_inputs(table.subset([sid for sid in table.sample_ids if sid in targets]),
-                                  cfg.preprocess, s, needs, progress)
+    # progress=False: build_clip_inputs would draw its own bar over whatever display listens here
+    with events.Stage("inputs", None, model=model_name):
+        clips, sk = build_clip_inputs(table.subset([sid for sid in table.sample_ids if sid in targets]),
+                                      cfg.preprocess, s, needs, progress=False)
     skipped.update(sk)
     t_inputs = time.perf_counter() - t0 - t_load
     usable = table.subset([sid for sid in table.sample_ids if sid in clips])
@@ -223,8 +228,7 @@ def run_intensity(config: ExperimentConfig, out_dir: str | Path | None = None, p
     selections: list[dict[str, Any]] = []
     for seed in cfg.protocol.seeds:
         folds = protocol.folds(usable, seed=seed)
-        with _progress(progress) as bar:
-            task = bar.add_task(f"intensity {protocol.name} seed {seed}", total=len(folds))
+        with events.Stage("folds", len(folds), seed=seed, protocol=protocol.name, task="intensity") as stage:
             for fold in folds:
                 tr, te = list(fold.train_ids), list(fold.test_ids)
                 tr_clips = [clips[i] for i in tr]
@@ -246,7 +250,9 @@ def run_intensity(config: ExperimentConfig, out_dir: str | Path | None = None, p
                         p = model.predict_class(clips[sid])
                         class_rows.append({"sample_id": sid, "true": str(df.at[sid, "label"]),
                                            "pred": str(model.classes_[int(np.argmax(p))])})
-                bar.advance(task)
+                stage.advance()
+                events.emit("fold", stage="folds", fold=fold.name, seed=seed, done=stage.done, total=len(folds),
+                            resumed=False)
     predictions = pd.concat(rows, ignore_index=True)
     metrics, clip_table = summarise(predictions, cfg, s, protocol, selections)
     if joint and class_rows:
@@ -265,7 +271,9 @@ def run_intensity(config: ExperimentConfig, out_dir: str | Path | None = None, p
     metrics["excluded"] = excluded_counts(excluded)
     result = IntensityResult(cfg, predictions, metrics, clip_table, None, dict(skipped), excluded)
     if out_dir is not None:
-        result.out_dir = write_intensity_report(result, Path(out_dir))
+        result.out_dir = write_intensity_report(result, out_dir)
+    log.info("intensity run %s done: MAE %.3f over %d folds in %.1f s", cfg.name, metrics.get("mae", float("nan")),
+             metrics.get("n_folds", 0), metrics["timing_s"]["total"])
     return result
 
 
@@ -428,7 +436,7 @@ def intensity_markdown(m: dict[str, Any], cfg: ExperimentConfig, figures: list[s
 
 def write_intensity_report(result: IntensityResult, out: Path) -> Path:
     """Write the report folder of an intensity run (see the module docstring)."""
-    from mekit.evaluation.report import environment
+    from mekit.evaluation.report import run_environment
 
     cfg, m = result.config, result.metrics
     s = IntensitySettings.from_config(cfg.intensity)
@@ -439,7 +447,7 @@ def write_intensity_report(result: IntensityResult, out: Path) -> Path:
     result.clips.to_csv(out / "clips.csv", index=False)
     pd.DataFrame(result.excluded, columns=["sample", "stage", "reason"]).to_csv(out / "excluded.csv", index=False)
     (out / "config.resolved.yaml").write_text(cfg.to_yaml())
-    (out / "environment.json").write_text(json.dumps(environment(cfg.seed), indent=2))
+    (out / "environment.json").write_text(json.dumps(run_environment(cfg, m.get("selection_per_fold")), indent=2))
     figures: list[str] = []
     if cfg.output.plots and s.per_frame:
         from mekit.intensity.plots import plot_intensity_grid

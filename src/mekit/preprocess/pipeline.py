@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from mekit import events
 from mekit.errors import ConfigError, DataError, MekitError
 from mekit.fingerprint import sample_fingerprint
 from mekit.preprocess.cache import Cache, canonical_json, param_key
@@ -881,7 +882,9 @@ def preprocess(table: Any, config: PreprocessConfig | Mapping[str, Any] | None =
     ``config`` is a :class:`PreprocessConfig` or a mapping of its fields. Clips that fail are
     listed in ``result.skipped`` (sample id -> reason) and the rest go on; a
     :class:`~mekit.errors.ConfigError` (a setting every clip would fail on) stops the run.
-    ``progress`` shows a progress bar on stderr while clips are computed.
+    Progress is reported as events (stage ``preprocess``, one ``progress`` event per computed
+    clip, see :mod:`mekit.events`) and shown by whoever listens; ``progress`` is kept for
+    callers that pass it and no longer changes anything.
     """
     cfg = config if isinstance(config, PreprocessConfig) else PreprocessConfig.from_dict(config or {})
     t_start = time.perf_counter()
@@ -925,7 +928,7 @@ def preprocess(table: Any, config: PreprocessConfig | Mapping[str, Any] | None =
 
     if todo:
         _check_writable(cache.root)
-        _run(todo, cfg, keys, cache, meta, skipped, timings, progress)
+        _run(todo, cfg, keys, cache, meta, skipped, timings)
     timings["total"] = time.perf_counter() - t_start
     result = PreprocessResult(cfg, cache, keys, meta, skipped, timings, order)
     if tmpdir is not None:
@@ -960,8 +963,7 @@ def _check_runtime(cfg: PreprocessConfig) -> None:
 
 
 def _run(todo: list[dict[str, Any]], cfg: PreprocessConfig, keys: dict[str, dict[str, str]], cache: Cache,
-         meta: dict[str, dict[str, Any]], skipped: dict[str, str], timings: dict[str, float],
-         progress: bool) -> None:
+         meta: dict[str, dict[str, Any]], skipped: dict[str, str], timings: dict[str, float]) -> None:
     cfg_dict = cfg.to_dict()
     tasks = [(row, cfg_dict, keys[row["sample_id"]], str(cache.root), cache.fsync) for row in todo]
     n_workers = min(cfg.n_workers, len(tasks))
@@ -972,9 +974,9 @@ def _run(todo: list[dict[str, Any]], cfg: PreprocessConfig, keys: dict[str, dict
         # fork starts workers in milliseconds with mekit, numpy and cv2 already imported, and,
         # unlike spawn/forkserver, works from a user's script or notebook that has no
         # `if __name__ == "__main__"` guard. The initializer drops anything that must not cross
-        # a fork (MediaPipe graphs). Created before the progress bar's thread starts. A worker
-        # that still hangs (a lock held by some library thread at the moment of the fork) is
-        # caught by the per-clip timeout below and the remaining clips run in-process.
+        # a fork (MediaPipe graphs). A worker that still hangs (a lock held by some library
+        # thread at the moment of the fork) is caught by the per-clip timeout below and the
+        # remaining clips run in-process.
         import cv2
 
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
@@ -984,32 +986,31 @@ def _run(todo: list[dict[str, Any]], cfg: PreprocessConfig, keys: dict[str, dict
             pool = mp.get_context(method).Pool(n_workers, initializer=_init_worker)
         finally:
             cv2.setNumThreads(threads)
-    bar = _progress_bar(progress, len(tasks))
-    try:
-        if pool is not None:
-            results = _watched(pool, tasks, cfg.worker_timeout)
-        else:
-            results = map(_process_clip, tasks)
-        for res in results:
-            sid = res["sample_id"]
-            for k, v in res.pop("timings", {}).items():
-                timings[k] = timings.get(k, 0.0) + v
-            if res.pop("ok"):
-                meta[sid] = res
+    # one progress event per computed clip, emitted here in the parent whichever process computed
+    # it (events raised in a worker would stay there); clips found in the cache are counted apart
+    with events.Stage("preprocess", total=len(tasks), cached=len(meta)) as stage:
+        try:
+            if pool is not None:
+                results = _watched(pool, tasks, cfg.worker_timeout)
             else:
-                skipped[sid] = res["reason"]
-                log.warning("skipped %s: %s", sid, res["reason"])
-            if bar is not None:
-                bar[0].advance(bar[1])
-            _on_clip_done(res)
-    finally:
-        if bar is not None:
-            bar[0].stop()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        else:
-            _close_state()
+                results = map(_process_clip, tasks)
+            for res in results:
+                sid = res["sample_id"]
+                for k, v in res.pop("timings", {}).items():
+                    timings[k] = timings.get(k, 0.0) + v
+                if res.pop("ok"):
+                    meta[sid] = res
+                else:
+                    skipped[sid] = res["reason"]
+                    log.warning("skipped %s: %s", sid, res["reason"])
+                stage.advance(sample_id=sid)
+                _on_clip_done(res)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+            else:
+                _close_state()
 
 
 def _watched(pool: Any, tasks: list[tuple], timeout: float) -> Iterator[dict[str, Any]]:
@@ -1033,23 +1034,6 @@ def _watched(pool: Any, tasks: list[tuple], timeout: float) -> Iterator[dict[str
             return
         pending.pop(res["sample_id"], None)
         yield res
-
-
-def _progress_bar(progress: bool, total: int) -> tuple[Any, Any] | None:
-    if not progress or total < 2:
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
-
-    console = Console(stderr=True)
-    if not console.is_terminal:  # a pipe or a log file gets no bar
-        return None
-    p = Progress(TextColumn("preprocessing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                 TimeRemainingColumn(), console=console, transient=True)
-    task = p.add_task("clips", total=total)
-    p.start()
-    return p, task
 
 
 __all__ = ["PreprocessConfig", "PreprocessResult", "preprocess", "stage_keys", "STAGE_VERSIONS"]
