@@ -98,6 +98,49 @@ class OutputConfig:
     plots: bool = True
 
 
+#: device names ``compute.device`` accepts (availability is checked when a model resolves it)
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """Where and how neural models run (classical models read none of it).
+
+    A section of its own rather than ``model.params``: the same recipe runs on a laptop and on
+    a GPU server by changing this section (or ``--device``) alone, and every neural trainer
+    (classification and intensity) reads it the same way.
+
+    - ``device``: ``auto`` (CUDA, then Apple MPS, then the CPU), ``cpu``, ``cuda``, ``cuda:N``
+      or ``mps``. The device a model resolved is recorded in its selection record.
+    - ``amp``: mixed precision, ``off``, ``bf16`` (CPU or CUDA) or ``fp16`` (CUDA only, with
+      gradient scaling).
+    - ``channels_last``: memory layout of 2-D convolution inputs; ``auto`` uses it on CUDA,
+      where tensor cores gain from it, and nowhere else.
+    - ``deterministic``: make torch raise on an operation that has no deterministic kernel
+      (instead of warning), and fix the cuBLAS workspace on CUDA, so repeated GPU runs give
+      identical weights or fail loudly.
+    """
+
+    device: str = "auto"
+    #: ``str | bool`` because YAML 1.1 reads a bare ``off``/``on`` as false/true; those are
+    #: taken as the words they were written as
+    amp: str | bool = "off"
+    channels_last: str | bool = "auto"
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.amp is False:
+            object.__setattr__(self, "amp", "off")
+        if isinstance(self.channels_last, bool):
+            object.__setattr__(self, "channels_last", "on" if self.channels_last else "off")
+        if not _DEVICE.match(self.device):
+            raise ConfigError(f"compute.device: {self.device!r}; expected auto, cpu, cuda, cuda:N or mps")
+        if self.amp not in ("off", "bf16", "fp16"):
+            raise ConfigError(f"compute.amp: {self.amp!r}; expected 'off', 'bf16' or 'fp16'")
+        if self.channels_last not in ("auto", "on", "off"):
+            raise ConfigError(f"compute.channels_last: {self.channels_last!r}; expected 'auto', 'on' or 'off'")
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """One experiment: data, preprocessing, features, model, imbalance handling, protocol, output.
@@ -123,6 +166,8 @@ class ExperimentConfig:
     imbalance: ImbalanceConfig = field(default_factory=ImbalanceConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    #: device, mixed precision, memory layout and determinism of neural models
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
     #: intensity targets and loss for task "intensity" (source, profile, loss, ...)
     intensity: dict[str, Any] = field(default_factory=dict)
 

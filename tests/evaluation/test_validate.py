@@ -182,7 +182,7 @@ def test_neural_inputs_and_ignored_settings():
     _check({**NEURAL, "features.params.grid": 5}, r"features.params.grid: unknown parameter of model input builder")
     _check({"model.name": "ststnet", "features.name": "hog"}, r"features.name: 'hog' is a feature extractor")
     _check({"model.name": "ststnet", "features.name": "flw"}, r"features.name: unknown input builder 'flw'")
-    _check({**NEURAL, "imbalance.sampler": "smote"}, r"imbalance.sampler: 'smote' .* does not read it")
+    _check({**NEURAL, "imbalance.sampler": "smote"}, r"imbalance.sampler: 'smote' synthesises new feature vectors")
     _check({"model.name": "siamese", "features.name": "pair",
             "model.params.model_params": {"backbone_kwargs": {"widths": "x"}}},
            r"model.params.model_params.backbone_kwargs.widths")

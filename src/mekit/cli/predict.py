@@ -23,12 +23,18 @@ def predict_cmd(
         fps: float = typer.Option(None, "--fps", help="frame rate of a frame folder (for motion magnification)"),
         out: Path = typer.Option(Path("predictions.csv"), "--out", "-o",
                                  help="CSV of predictions to write; an existing folder gets predictions.csv "
-                                      "inside it")) -> None:
+                                      "inside it"),
+        device: str = typer.Option(None, "--device", help="where a neural model runs: auto (default), cpu, cuda, "
+                                                          "cuda:N or mps")) -> None:
     """Predict every sample of INPUT and write sample_id, pred, p_<class> (and true, where known) to a CSV."""
     from mekit.cli.common import parse_overrides
     from mekit.engine.predict import predict
 
-    df = predict(bundle, input, loader, root, out, kind=kind, progress=True, fps=fps, **parse_overrides(option))
+    from mekit.cli.render import show_progress
+
+    with show_progress():
+        df = predict(bundle, input, loader, root, out, kind=kind, progress=True, fps=fps, device=device,
+                     **parse_overrides(option))
     show(df, out)
 
 

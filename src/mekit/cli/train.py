@@ -13,7 +13,9 @@ from mekit.cli.main import app
 def train(overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. model.name=ststnet"),
           config: Path = typer.Option(..., "--config", "-c", help="experiment YAML (see configs/)"),
           out: Path = typer.Option(None, "--out", "-o", help="bundle file to write (default <name>.mekit; an "
-                                                             "existing folder gets <name>.mekit inside it)")) -> None:
+                                                             "existing folder gets <name>.mekit inside it)"),
+          device: str = typer.Option(None, "--device", help="where a neural model trains: auto, cpu, cuda, cuda:N "
+                                                            "or mps (sets compute.device)")) -> None:
     """Train on every subject of the config's dataset and write a .mekit bundle for `mekit predict`.
 
     Model selection is the model's own (inner subject-grouped CV or early stopping on an inner
@@ -24,6 +26,10 @@ def train(overrides: list[str] = typer.Argument(None, help="key=value overrides,
     from mekit.cli.common import load_experiment
     from mekit.engine.predict import train_bundle
 
-    cfg = load_experiment(config, overrides)
-    path = train_bundle(cfg, out or Path(f"{cfg.name}.mekit"))
+    # --device is the override compute.device=..., so the config file's value is replaced the same way
+    cfg = load_experiment(config, [*(overrides or []), *([f"compute.device={device}"] if device else [])])
+    from mekit.cli.render import show_progress
+
+    with show_progress():
+        path = train_bundle(cfg, out or Path(f"{cfg.name}.mekit"))
     Console().print(f"[bold]{cfg.name}[/]: {cfg.model.name} trained on all of {cfg.data.loader}; bundle: {path}")

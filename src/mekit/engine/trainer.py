@@ -6,6 +6,12 @@ epoch budget (``selection="fixed"``); the held-out fold is never seen while trai
 Seeded and deterministic: the same seed and data give identical predictions.
 Checkpoints are written after every epoch; a killed run resumes from the last
 completed epoch of the fold it was in.
+
+Devices (``compute`` section, :class:`mekit.config.ComputeConfig`): the model and each batch
+move to the resolved device; the data stay on the CPU and augmentation draws from a CPU
+generator there, so the random stream (batch order, flips, resampling) is the same on every
+device and only floating-point rounding differs between a CPU and a GPU run.
+Each epoch emits an ``epoch`` event (:mod:`mekit.events`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from mekit.config import from_dict
+from mekit import events
+from mekit.config import ComputeConfig, from_dict
 from mekit.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -63,6 +70,158 @@ class TrainConfig:
         return self.lr
 
 
+def as_compute(compute: ComputeConfig | dict | None) -> ComputeConfig:
+    if isinstance(compute, ComputeConfig):
+        return compute
+    return from_dict(ComputeConfig, compute or {}, "compute")
+
+
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def resolve_device(spec: str = "auto"):
+    """The ``torch.device`` of a ``compute.device`` value; a device that is absent is one ConfigError."""
+    import torch
+
+    if spec == "auto":
+        # CUDA first (the fastest where present), then Apple's MPS, then the CPU
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "mps":
+        if not _mps_available():
+            raise ConfigError("compute.device: 'mps'; this machine has no Apple MPS device (use auto or cpu)")
+        return torch.device("mps")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            build = "a CPU-only build of torch" if torch.version.cuda is None else "no CUDA device visible"
+            raise ConfigError(f"compute.device: {spec!r}; this machine has {build} (use auto or cpu)")
+        index = int(spec.split(":")[1]) if ":" in spec else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"compute.device: {spec!r}; this machine has {torch.cuda.device_count()} CUDA "
+                              f"device(s), numbered from 0")
+        return torch.device("cuda", index)
+    raise ConfigError(f"compute.device: {spec!r}; expected auto, cpu, cuda, cuda:N or mps")
+
+
+def device_kind(compute: ComputeConfig | dict | None) -> str:
+    """``cuda``, ``mps`` or ``cpu``: where ``compute`` would run. Run folds serially when this is
+    ``cuda``: a process forked after CUDA started cannot use it, and one GPU gains little from
+    several folds at once."""
+    return resolve_device(as_compute(compute).device).type
+
+
+def check_compute(compute: ComputeConfig | dict | None) -> Any:
+    """Resolve ``compute`` on this machine: its device, with the settings that device refuses as
+    one ConfigError line (fp16 without CUDA, mixed precision on MPS)."""
+    c = as_compute(compute)
+    dev = resolve_device(c.device)
+    if c.amp == "fp16" and dev.type != "cuda":
+        raise ConfigError(f"compute.amp: 'fp16' needs a CUDA device (this run resolves to {dev.type}); "
+                          "use bf16 or off")
+    if c.amp != "off" and dev.type == "mps":
+        raise ConfigError(f"compute.amp: {c.amp!r} is not supported on mps; use off")
+    return dev
+
+
+class Runtime:
+    """What a training loop needs of ``compute``: the device, autocast, gradient scaling, memory
+    layout and strict determinism, set up once per fit and undone after it."""
+
+    def __init__(self, compute: ComputeConfig | dict | None, four_d_input: bool) -> None:
+        import torch
+
+        self.cfg = as_compute(compute)
+        self.device = check_compute(self.cfg)
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.amp)
+        cl = self.cfg.channels_last
+        # channels-last pays on CUDA tensor cores; on the CPU it mostly adds layout conversions
+        self.channels_last = four_d_input and (cl == "on" or (cl == "auto" and self.device.type == "cuda"))
+        self.scaler = torch.amp.GradScaler("cuda") if self.cfg.amp == "fp16" else None
+        self._prev: tuple[bool, bool] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        name = str(self.device)
+        if self.device.type == "cuda":
+            import torch
+
+            name = f"{name} ({torch.cuda.get_device_name(self.device)})"
+        return {"device": name, "amp": self.cfg.amp, "channels_last": self.channels_last,
+                "deterministic": self.cfg.deterministic}
+
+    def __enter__(self) -> Runtime:
+        import os
+
+        import torch
+
+        if self.cfg.deterministic:
+            if self.device.type == "cuda":
+                # cuBLAS reads this when it creates its handle; without it deterministic matmuls raise
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                torch.backends.cudnn.benchmark = False
+            self._prev = (torch.are_deterministic_algorithms_enabled(),
+                          torch.is_deterministic_algorithms_warn_only_enabled())
+        self.enforce()
+        return self
+
+    def enforce(self) -> None:
+        """Strict determinism, when asked for: call after seed_everything, which leaves torch
+        warning (not raising) about nondeterministic operations."""
+        import torch
+
+        if self.cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=False)
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        if self._prev is not None:
+            torch.use_deterministic_algorithms(self._prev[0], warn_only=self._prev[1])
+            self._prev = None
+
+    def model(self, model):
+        import torch
+
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def batch(self, x):
+        import torch
+
+        x = x.to(self.device, non_blocking=self.device.type == "cuda")
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def step(self, loss, opt) -> None:
+        opt.zero_grad()
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A seed for one epoch's resampling, fixed by (seed, epoch), so a resumed run draws the same."""
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
+
+
 def _subject_val_split(groups: np.ndarray, frac: float, seed: int) -> np.ndarray:
     """Boolean mask of validation samples: whole subjects drawn from the training subjects."""
     subj = np.unique(groups)
@@ -78,13 +237,22 @@ class NeuralModel:
     """fit(X, y, groups) / predict_proba(X) over a registered torch model, like ClassicalModel."""
 
     def __init__(self, model: str, train: TrainConfig | dict | None = None, class_weight: Any = None,
-                 seed: int = 0, checkpoint_dir: str | Path | None = None) -> None:
+                 seed: int = 0, checkpoint_dir: str | Path | None = None, sampler: str | None = None,
+                 sampler_params: dict[str, Any] | None = None,
+                 compute: ComputeConfig | dict | None = None) -> None:
         from mekit.models import MODELS
 
         MODELS.get(model)
         self.model_name = model
         self.cfg = train if isinstance(train, TrainConfig) else TrainConfig.from_params(train or {})
         self.class_weight = class_weight
+        check_neural_sampler(sampler, model)
+        if sampler is not None and self.cfg.balanced_sampler:
+            raise ConfigError(f"imbalance.sampler: {sampler!r} and model.params.balanced_sampler both resample the "
+                              "training batches; keep one")
+        self.sampler = sampler
+        self.sampler_params = dict(sampler_params or {})
+        self.compute = as_compute(compute)
         self.seed = int(seed)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.selection_: dict[str, Any] = {}
@@ -110,14 +278,48 @@ class NeuralModel:
             params["weight"] = torch.as_tensor(np.asarray(w), dtype=torch.float32)
         return build_loss(self.cfg.loss, y_train=y_idx, num_classes=n_classes, **params)
 
+    def _epoch_order(self, tr: np.ndarray, y_tr: np.ndarray, epoch: int, gen, probs_w) -> Any:
+        """The training rows of one epoch, in the order they are drawn: a shuffle of ``tr``, a
+        class-balanced draw (``balanced_sampler``) or a shuffle of the rows an index sampler
+        (``imbalance.sampler``) resamples from the training labels, seeded by (seed, epoch)."""
+        import torch
+
+        if probs_w is not None:
+            return torch.as_tensor(tr)[torch.multinomial(probs_w, len(tr), True, generator=gen)]
+        if self.sampler is None:
+            return torch.as_tensor(tr)[torch.randperm(len(tr), generator=gen)]
+        from mekit.imbalance import get_sampler
+
+        smp = get_sampler(self.sampler, seed=epoch_seed(self.seed, epoch), **self.sampler_params)
+        if hasattr(smp, "draw"):  # class_balanced: its own per-epoch stream
+            smp.random_state = self.seed
+            rows = smp.fit(None, y_tr).draw(epoch)
+        else:
+            smp.fit_resample(None, y_tr)
+            rows = smp.sample_indices_
+        rows = torch.as_tensor(np.asarray(tr)[rows])
+        return rows[torch.randperm(len(rows), generator=gen)]
+
     # -- training ------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> NeuralModel:
+        with Runtime(self.compute, four_d_input=self._four_d()) as rt:
+            return self._fit(X, y, groups, rt)
+
+    def _four_d(self) -> bool:
+        from mekit.models import MODELS
+
+        return MODELS.meta(self.model_name)["input"] in ("flow", "dual_flow", "image", "roi_flow")
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray, rt: Runtime) -> NeuralModel:
         import torch
 
         from mekit.engine.augment import AugmentConfig, augment_batch
         from mekit.engine.seed import cpu_threads, seed_everything
 
         seed_everything(self.seed, self.cfg.threads)
+        rt.enforce()
+        self.history_ = []
+        self.epoch_class_counts_: list[list[int]] = []
         self.classes_ = np.array(sorted(np.unique(y)))
         n_classes = len(self.classes_)
         y_idx = np.searchsorted(self.classes_, y)
@@ -134,7 +336,8 @@ class NeuralModel:
             n_params = sum(p.numel() for p in model.parameters())
             torch.set_num_threads(1 if n_params < 1_000_000 else cpu_threads(0))
         kind = model.input_kind
-        loss_fn = self._loss(y_idx[tr], n_classes)
+        model = rt.model(model)
+        loss_fn = self._loss(y_idx[tr], n_classes).to(rt.device)
         opt = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         aug = from_dict(AugmentConfig, self.cfg.augment, "model.params.augment")
         gen = torch.Generator().manual_seed(self.seed)
@@ -143,7 +346,7 @@ class NeuralModel:
         start, best, best_state, bad = 0, -np.inf, None, 0
         ckpt = self._ckpt_path()
         if ckpt is not None and ckpt.exists():
-            state = torch.load(ckpt, weights_only=True)
+            state = torch.load(ckpt, weights_only=True, map_location="cpu")
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             gen.set_state(state["gen"])
@@ -151,6 +354,9 @@ class NeuralModel:
             start, best, bad = int(state["epoch"]) + 1, float(state["best"]), int(state["bad"])
             best_state = state["best_state"] or None
             self.history_ = [dict(h) for h in state["history"]]
+            self.epoch_class_counts_ = [list(c) for c in state.get("class_counts", [])]
+            if rt.scaler is not None and state.get("scaler"):
+                rt.scaler.load_state_dict(state["scaler"])
             log.info("resuming %s from epoch %d", ckpt, start)
         probs_w = None
         if self.cfg.balanced_sampler:
@@ -161,27 +367,31 @@ class NeuralModel:
             for group in opt.param_groups:
                 group["lr"] = self.cfg.lr_at(epoch)
             model.train()
-            if probs_w is not None:
-                order = torch.as_tensor(tr)[torch.multinomial(probs_w, len(tr), True, generator=gen)]
-            else:
-                order = torch.as_tensor(tr)[torch.randperm(len(tr), generator=gen)]
+            order = self._epoch_order(tr, y_idx[tr], epoch, gen, probs_w)
             total, n = 0.0, 0
+            seen = np.zeros(n_classes, np.int64)
             for i in range(0, len(order), self.cfg.batch_size):
                 idx = order[i:i + self.cfg.batch_size]
                 if len(idx) < 2 and len(order) > 2:
                     continue  # batch-norm cannot train on a single sample
-                xb = augment_batch(Xt[idx], kind, aug, gen)
-                loss = loss_fn(model(xb), yt[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                xb = rt.batch(augment_batch(Xt[idx], kind, aug, gen))
+                yb = yt[idx]
+                with rt.autocast():
+                    logits = model(xb)
+                # the loss in float32: bf16/fp16 logits lose the small differences it averages
+                loss = loss_fn(logits.float(), yb.to(rt.device))
+                rt.step(loss, opt)
                 total += float(loss.detach()) * len(idx)
                 n += len(idx)
+                seen += np.bincount(yb.numpy(), minlength=n_classes)
+            # the labels training actually drew this epoch (after any resampling); apart from
+            # history_, whose records stay plain numbers (the runner writes them as learning curves)
+            self.epoch_class_counts_.append(seen.tolist())
             rec = {"epoch": epoch, "lr": self.cfg.lr_at(epoch), "train_loss": total / max(n, 1)}
             if len(va):
                 from sklearn.metrics import f1_score
 
-                p = self._predict(model, Xt[va]).argmax(1)
+                p = self._predict(model, Xt[va], rt=rt).argmax(1)
                 rec["val_uf1"] = float(f1_score(y_idx[va], p, average="macro"))
                 if rec["val_uf1"] > best:
                     best, bad, best_epoch = rec["val_uf1"], 0, epoch
@@ -189,10 +399,15 @@ class NeuralModel:
                 else:
                     bad += 1
             self.history_.append(rec)
+            events.emit("epoch", stage="train", epoch=epoch + 1, epochs=self.cfg.epochs, loss=rec["train_loss"],
+                        val=rec.get("val_uf1"), lr=rec["lr"], metric="val_uf1")
             if ckpt is not None:
                 torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
                             "torch_rng": torch.get_rng_state(), "epoch": epoch, "best": best, "bad": bad,
-                            "best_state": best_state or {}, "history": self.history_}, ckpt.with_suffix(".tmp"))
+                            "best_state": best_state or {}, "history": self.history_,
+                            "class_counts": self.epoch_class_counts_,
+                            "scaler": rt.scaler.state_dict() if rt.scaler is not None else {}},
+                           ckpt.with_suffix(".tmp"))
                 ckpt.with_suffix(".tmp").replace(ckpt)
             if len(va) and bad >= self.cfg.patience:
                 break
@@ -204,6 +419,16 @@ class NeuralModel:
                                "validation_subjects": sorted(map(str, np.unique(groups[va])))}
         else:
             self.selection_ = {"method": f"fixed budget of {self.cfg.epochs} epochs (no selection)", "chosen": {}}
+        if self.sampler is not None:
+            drawn = self.epoch_class_counts_[-1] if self.epoch_class_counts_ else None
+            self.selection_["resampling"] = {
+                "sampler": self.sampler, "params": dict(self.sampler_params),
+                "how": "the training rows of each epoch resampled by index (seeded by seed and epoch); "
+                       "the inner validation split and the held-out fold are never resampled",
+                "last_epoch_class_counts": dict(zip(map(str, self.classes_), drawn or []))}
+        self.runtime_ = rt.describe()
+        self.selection_["compute"] = self.runtime_
+        self._rt = rt
         self.model_ = model
         return self
 
@@ -214,20 +439,58 @@ class NeuralModel:
         return self.checkpoint_dir / "train_state.pt"
 
     @staticmethod
-    def _predict(model, X, batch: int = 64) -> np.ndarray:
+    def _predict(model, X, batch: int = 64, rt: Runtime | None = None) -> np.ndarray:
         import torch
 
         model.eval()
         out = []
         with torch.no_grad():
             for i in range(0, len(X), batch):
-                out.append(torch.softmax(model(X[i:i + batch]), 1))
+                xb = X[i:i + batch]
+                if rt is None:  # a model on the CPU in float32
+                    out.append(torch.softmax(model(xb), 1))
+                    continue
+                with rt.autocast():
+                    logits = model(rt.batch(xb))
+                out.append(torch.softmax(logits.float(), 1).cpu())
         return torch.cat(out).numpy() if out else np.zeros((0, len(model.get_classifier().weight)))
+
+    def to(self, compute: ComputeConfig | dict | str | None) -> NeuralModel:
+        """Run a fitted model on another device (``compute`` or a ``compute.device`` value)."""
+        self.compute = as_compute({"device": compute} if isinstance(compute, str) else compute)
+        self._rt = Runtime(self.compute, four_d_input=self._four_d())
+        self.model_ = self._rt.model(self.model_)
+        self.runtime_ = self._rt.describe()
+        return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         import torch
 
-        return self._predict(self.model_, torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32))
+        rt = getattr(self, "_rt", None)
+        return self._predict(self.model_, torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32), rt=rt)
 
     def describe(self) -> dict[str, Any]:
-        return {"model": self.model_name, "train": asdict(self.cfg)}
+        """The training settings (what a bundle stores to rebuild the model); ``compute`` is where
+        it ran, which no bundle needs to rebuild it."""
+        d = {"model": self.model_name, "train": asdict(self.cfg), "compute": asdict(self.compute)}
+        if getattr(self, "runtime_", None):
+            d["runtime"] = dict(self.runtime_)
+        if self.sampler is not None:
+            d["sampler"] = {"name": self.sampler, "params": dict(self.sampler_params)}
+        return d
+
+
+def check_neural_sampler(sampler: str | None, model: str) -> None:
+    """Refuse, as one ConfigError line, an ``imbalance.sampler`` a neural model cannot apply."""
+    if sampler is None:
+        return
+    from mekit.imbalance import SAMPLERS
+
+    try:
+        meta = SAMPLERS.meta(sampler)
+    except ConfigError as e:
+        raise ConfigError(f"imbalance.sampler: {e}") from None
+    if not meta.get("indices"):
+        raise ConfigError(f"imbalance.sampler: {sampler!r} synthesises new feature vectors by interpolation, which "
+                          f"has no meaning for the images or flow stacks neural model {model!r} reads; use an index "
+                          "sampler (random_over, random_under, class_balanced)")

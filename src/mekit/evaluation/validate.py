@@ -17,8 +17,10 @@ signature of what it configures:
 - ``protocol.params`` against the protocol's constructor;
 - for task ``intensity``, the intensity runner's own check and its models' parameters.
 
-A setting the chosen components would ignore is refused as well (a sampler given to a neural
-model, feature parameters given to an intensity run): a config says what ran.
+A setting the chosen components would ignore is refused as well (a synthetic sampler such as
+SMOTE given to a neural model, feature parameters given to an intensity run): a config says what
+ran. The ``compute`` section is checked against this machine for neural models (a CUDA device
+asked for where there is none); classical models do not read it.
 
 Every problem is a :class:`~mekit.errors.ConfigError` of one line naming the key. Heavy
 libraries are imported only for the components the config names (torch for a neural
@@ -156,11 +158,24 @@ def _neural(cfg: ExperimentConfig) -> None:
                               f"{', '.join(INPUTS.names())}")
         name = kind
     check_input_params(name, dict(cfg.features.params))
-    _train_params(model, dict(cfg.model.params))
+    tc = _train_params(model, dict(cfg.model.params))
     if cfg.imbalance.sampler is not None:
-        raise ConfigError(f"imbalance.sampler: {cfg.imbalance.sampler!r} resamples feature rows of classical "
-                          f"pipelines; neural model {model!r} does not read it (use model.params.balanced_sampler: "
-                          "true for class-balanced batches)")
+        # index samplers resample each epoch's training rows; synthetic ones are refused here
+        from mekit.engine.trainer import check_neural_sampler
+
+        check_neural_sampler(cfg.imbalance.sampler, model)
+        if tc.balanced_sampler:
+            raise ConfigError(f"imbalance.sampler: {cfg.imbalance.sampler!r} and model.params.balanced_sampler both "
+                              "resample the training batches; keep one")
+        _sampler(cfg)
+    _compute(cfg)
+
+
+def _compute(cfg: ExperimentConfig) -> None:
+    """The compute section against this machine (an absent device, fp16 without CUDA)."""
+    from mekit.engine.trainer import check_compute
+
+    check_compute(cfg.compute)
 
 
 def _train_params(model: str, params: dict[str, Any], where: str = "model.params") -> Any:
@@ -218,3 +233,4 @@ def _intensity(cfg: ExperimentConfig) -> None:
         raise ConfigError("model.params.augment.temporal_jitter: not used by task intensity (a shift in time would "
                           "misalign the per-frame targets)")
     _train_params(cfg.model.name, params)
+    _compute(cfg)

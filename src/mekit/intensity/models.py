@@ -228,7 +228,8 @@ def input_table(table: Any) -> tuple[Any, dict[str, str]]:
     df["apex"] = pd.array([pd.NA] * len(df), dtype="Int64")
     df["offset"] = pd.array(ends, dtype="Int64")
     df = df[~df["sample_id"].isin(list(skipped))].reset_index(drop=True)
-    return SampleTable(df, getattr(table, "report", None), getattr(table, "name", "")), skipped
+    return SampleTable(df, getattr(table, "report", None), getattr(table, "name", ""),
+                       getattr(table, "scheme", None)), skipped
 
 
 # -- per-clip inputs -------------------------------------------------------------------------------
@@ -365,8 +366,10 @@ def build_clip_inputs(table: Any, preprocess: Mapping[str, Any], settings: Inten
     flow_needed = bool(needs & {"hoof", "hoof_end", "stack"})
     rows = {str(r["sample_id"]): r for r in itab.df.to_dict("records")}
     todo = [sid for sid in itab.sample_ids if sid not in skipped]
-    bar = _bar(progress and flow_needed, len(todo), "per-frame flow")
-    try:
+    from mekit import events
+
+    # progress is an event (mekit.events); whoever listens draws it
+    with events.Stage("features", total=len(todo), what="per-frame flow") if flow_needed else _no_stage() as stage:
         for sid in todo:
             item = res[sid]
             frames = np.asarray(item["frames"])
@@ -393,22 +396,15 @@ def build_clip_inputs(table: Any, preprocess: Mapping[str, Any], settings: Inten
                 clip.images = frames if frames.shape[1] == size else np.stack(
                     [cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
             out[sid] = clip
-            if bar is not None:
-                bar[0].advance(bar[1])
-    finally:
-        if bar is not None:
-            bar[0].stop()
+            if stage is not None:
+                stage.advance(sample=sid)
     return out, skipped
 
 
-def _bar(enabled: bool, total: int, what: str) -> tuple[Any, Any] | None:
-    if not enabled or total == 0:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _no_stage() -> Any:
+    import contextlib
 
-    p = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
-    p.start()
-    return p, p.add_task(what, total=total)
+    return contextlib.nullcontext()
 
 
 def smooth_curve(pred: np.ndarray, sigma: float) -> np.ndarray:
@@ -599,8 +595,8 @@ class IntensityNet:
     """
 
     def __init__(self, model: str, params: Mapping[str, Any] | None, settings: IntensitySettings,
-                 seed: int = 0) -> None:
-        from mekit.engine.trainer import TrainConfig
+                 seed: int = 0, compute: Any = None) -> None:
+        from mekit.engine.trainer import TrainConfig, as_compute
 
         self.kind = neural_kind(model)
         self.model_name = model
@@ -611,6 +607,8 @@ class IntensityNet:
         p["model_params"] = mp
         self.cfg = TrainConfig.from_params(p)
         self.seed = int(seed)
+        self.compute = as_compute(compute)  # mekit.config.ComputeConfig: device, amp, determinism
+        self._rt: Any = None
         self.classes_ = np.array([], dtype=str)
         self.history_: list[dict[str, float]] = []
         self.selection_: dict[str, Any] = {}
@@ -618,17 +616,25 @@ class IntensityNet:
     def describe(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        return {"model": self.model_name, "train": asdict(self.cfg)}
+        d = {"model": self.model_name, "train": asdict(self.cfg), "compute": asdict(self.compute)}
+        if self._rt is not None:
+            d["runtime"] = self._rt.describe()
+        return d
 
     @classmethod
     def from_fitted(cls, fitted: Any, settings: IntensitySettings) -> IntensityNet:
         """Wrap a model rebuilt by :func:`mekit.engine.bundle.load_bundle` for prediction."""
         from dataclasses import asdict
 
-        net = cls(fitted.model_name, asdict(fitted.cfg), settings, seed=fitted.seed)
+        net = cls(fitted.model_name, asdict(fitted.cfg), settings, seed=fitted.seed,
+                  compute=getattr(fitted, "compute", None))
         net.model_ = fitted.model_
+        net._rt = getattr(fitted, "_rt", None)
         net.classes_ = np.asarray(fitted.classes_)
         return net
+
+    def _to_device(self, x: Any) -> Any:
+        return x if self._rt is None else self._rt.batch(x)
 
     # -- batches -----------------------------------------------------------------------------
     def _frame_batch(self, clips: list[ClipInput], index: np.ndarray) -> Any:
@@ -678,7 +684,18 @@ class IntensityNet:
             soft: np.ndarray | None = None, classes: list[str] | None = None) -> IntensityNet:
         """Fit on training clips; ``targets[i]`` has one value per frame of ``clips[i]``;
         ``groups`` the subject of each clip; ``soft`` ``[n_clips, K]`` class scores for a joint model."""
+        from mekit.engine.trainer import Runtime
+
+        # sequences are 5-D; frame examples (flow stacks, image pairs) reach the net as 4-D only for flow
+        with Runtime(self.compute, four_d_input=self.kind in ("flow", "dual_flow")) as rt:
+            self._rt = rt
+            return self._fit(clips, targets, groups, soft, classes, rt)
+
+    def _fit(self, clips: list[ClipInput], targets: list[np.ndarray], groups: np.ndarray,
+             soft: np.ndarray | None, classes: list[str] | None, rt: Any) -> IntensityNet:
         import torch
+
+        from mekit import events
 
         from mekit.config import from_dict
         from mekit.engine.augment import AugmentConfig, augment_batch
@@ -686,19 +703,20 @@ class IntensityNet:
         from mekit.models import build_model
 
         seed_everything(self.seed, self.cfg.threads)
+        rt.enforce()
         w = self.settings.classification_weight
         joint = w > 0
         if joint and (soft is None or not classes):
             raise ConfigError("a joint intensity + classification model needs class labels")
         self.classes_ = np.asarray(classes if joint else [], dtype=str)
-        model = build_model(self.model_name, num_classes=len(self.classes_), **self.cfg.model_params)
+        model = rt.model(build_model(self.model_name, num_classes=len(self.classes_), **self.cfg.model_params))
         opt = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         aug_params = {**self.cfg.augment, "temporal_jitter": 0}  # a shift in time would misalign targets
         aug = from_dict(AugmentConfig, aug_params, "model.params.augment")
         gen = torch.Generator().manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         reg_loss = self._reg_loss()
-        soft_t = torch.as_tensor(soft, dtype=torch.float32) if joint else None
+        soft_t = torch.as_tensor(soft, dtype=torch.float32, device=rt.device) if joint else None
 
         val_clip = (_val_subjects(np.asarray(groups), self.cfg.val_fraction, self.seed)
                     if self.cfg.selection == "inner_val" else np.zeros(len(clips), bool))
@@ -730,17 +748,19 @@ class IntensityNet:
                     cids = idx[:, 0]
                     xb = self._frame_batch(clips, idx)
                     yb = torch.as_tensor(np.array([targets[c][t] for c, t in idx]), dtype=torch.float32)
-                xb = augment_batch(xb, self.kind, aug, gen)
-                out = model.forward_with_intensity(xb)
-                loss = reg_loss(out["intensity"], yb).mean()
+                # augmentation on the CPU with the CPU generator: the same draws on every device
+                xb = rt.batch(augment_batch(xb, self.kind, aug, gen))
+                yb = yb.to(rt.device)
+                with rt.autocast():
+                    out = model.forward_with_intensity(xb)
+                # losses in float32 (mixed precision covers the network only)
+                loss = reg_loss(out["intensity"].float(), yb).mean()
                 if joint:
-                    logp = torch.log_softmax(out["logits"], dim=1)
-                    ce = -(soft_t[torch.as_tensor(cids)] * logp).sum(1)
+                    logp = torch.log_softmax(out["logits"].float(), dim=1)
+                    ce = -(soft_t[torch.as_tensor(cids, device=rt.device)] * logp).sum(1)
                     weight = torch.ones_like(ce) if seq else yb.clamp(0, 1)
                     loss = (1 - w) * loss + w * (ce * weight).sum() / weight.sum().clamp_min(1e-6)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                rt.step(loss, opt)
                 total += float(loss.detach()) * len(sel)
                 n += len(sel)
             rec = {"epoch": epoch, "lr": self.cfg.lr_at(epoch), "train_loss": total / max(n, 1)}
@@ -757,6 +777,8 @@ class IntensityNet:
                 else:
                     bad += 1
             self.history_.append(rec)
+            events.emit("epoch", stage="train", epoch=epoch + 1, epochs=self.cfg.epochs, loss=rec["train_loss"],
+                        val=rec.get("val_mae"), lr=rec["lr"], metric="val_mae")
             if len(va_units) and bad >= self.cfg.patience:
                 break
         if best_state is not None:
@@ -766,6 +788,7 @@ class IntensityNet:
                                "chosen": {"epoch": best_epoch, "val_mae": round(float(best), 4)}}
         else:
             self.selection_ = {"method": f"fixed budget of {self.cfg.epochs} epochs (no selection)", "chosen": {}}
+        self.selection_["compute"] = rt.describe()
         model.eval()
         self.model_ = model
         return self
@@ -782,13 +805,21 @@ class IntensityNet:
             if self.kind == "sequence":
                 pos = self._positions(n, None)
                 x = torch.from_numpy(clip.images[pos][None].transpose(0, 1, 4, 2, 3).astype(np.float32) / 255.0)
-                y = model.forward_intensity(x)[0].numpy().astype(np.float64)
+                with self._autocast():
+                    y = model.forward_intensity(self._to_device(x))[0].float().cpu().numpy().astype(np.float64)
                 return np.interp(np.arange(n), pos, y) if n > 1 else y[:1]
             out = []
             for i in range(0, n, batch):
                 idx = np.array([(0, t) for t in range(i, min(n, i + batch))], dtype=np.int64)
-                out.append(model.forward_intensity(self._frame_batch([clip], idx)).numpy())
+                with self._autocast():
+                    y = model.forward_intensity(self._to_device(self._frame_batch([clip], idx)))
+                out.append(y.float().cpu().numpy())
             return np.concatenate(out).astype(np.float64)
+
+    def _autocast(self) -> Any:
+        import contextlib
+
+        return contextlib.nullcontext() if self._rt is None else self._rt.autocast()
 
     def predict_clip(self, clip: ClipInput) -> np.ndarray:
         return self._predict_raw(clip)
@@ -805,9 +836,12 @@ class IntensityNet:
             if self.kind == "sequence":
                 pos = self._positions(n, None)
                 x = torch.from_numpy(clip.images[pos][None].transpose(0, 1, 4, 2, 3).astype(np.float32) / 255.0)
-                return torch.softmax(self.model_(x), 1)[0].numpy()
+                with self._autocast():
+                    logits = self.model_(self._to_device(x))
+                return torch.softmax(logits.float(), 1)[0].cpu().numpy()
             idx = np.array([(0, t) for t in range(n)], dtype=np.int64)
-            out = self.model_.forward_with_intensity(self._frame_batch([clip], idx))
-            p = torch.softmax(out["logits"], 1).numpy()
-            wt = np.clip(out["intensity"].numpy(), 0, None) + 1e-6
+            with self._autocast():
+                out = self.model_.forward_with_intensity(self._to_device(self._frame_batch([clip], idx)))
+            p = torch.softmax(out["logits"].float(), 1).cpu().numpy()
+            wt = np.clip(out["intensity"].float().cpu().numpy(), 0, None) + 1e-6
             return (p * wt[:, None]).sum(0) / wt.sum()
