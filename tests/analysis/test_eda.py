@@ -42,6 +42,7 @@ def assert_figures(out: Path) -> None:
         assert im.size[0] > 100 and im.size[1] > 100
 
 
+@pytest.mark.slow
 def test_per_split_imbalance_from_each_splits_own_data(tmp_path):
     t = load_image_folder(fake_corpus(tmp_path / "ds"), subject_pattern=r"^(S\d)_", dataset="kag")
     res = run_eda(t, tmp_path / "out", samples_per_class=3)
@@ -87,6 +88,7 @@ def test_frame_clips_grid_uses_apex_frame(tmp_path):
         assert _read_face(row).mean() > 200
 
 
+@pytest.mark.slow
 def test_ckplus_eda(ckplus_root, tmp_path):
     t = load_image_folder(ckplus_root, subject_pattern=CK_PATTERN)
     res = run_eda(t, tmp_path / "eda", samples_per_class=4)

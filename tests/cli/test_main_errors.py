@@ -42,6 +42,7 @@ def test_internal_fault_is_one_line_and_the_traceback_is_saved(monkeypatch, caps
         cli_main.main()
 
 
+@pytest.mark.slow
 def test_eda_out_that_is_a_file_is_one_line(tmp_path):
     from typer.testing import CliRunner
 

@@ -74,6 +74,7 @@ def _read_only_folder(tmp_path: Path, request) -> Path:
 
 
 # -- mekit predict --out ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_predict_out_naming_a_folder_writes_predictions_csv_inside(work, tmp_path):
     out = tmp_path / "results"
     out.mkdir()
@@ -85,6 +86,7 @@ def test_predict_out_naming_a_folder_writes_predictions_csv_inside(work, tmp_pat
     assert "an existing folder gets predictions.csv inside it" in help_text
 
 
+@pytest.mark.slow
 def test_predict_out_under_a_file_is_one_line(work, tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
@@ -92,6 +94,7 @@ def test_predict_out_under_a_file_is_one_line(work, tmp_path, monkeypatch, capsy
     assert "cannot write the predictions" in err and "is a file" in err and str(blocker) in err
 
 
+@pytest.mark.slow
 def test_predict_out_in_a_read_only_folder_is_one_line(work, tmp_path, monkeypatch, capsys, request):
     ro = _read_only_folder(tmp_path, request)
     err = _fails(["predict", work["bundle"], work["image"], "--out", ro / "preds.csv"], monkeypatch, capsys)
@@ -101,6 +104,7 @@ def test_predict_out_in_a_read_only_folder_is_one_line(work, tmp_path, monkeypat
 
 
 # -- mekit train --out -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_train_out_under_a_file_or_read_only_is_one_line(work, tmp_path, monkeypatch, capsys, request):
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
@@ -130,6 +134,7 @@ def _casme2(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_only_inputs_left_out_are_listed_as_skipped(work, tmp_path):
     from mekit.engine.predict import predict
 

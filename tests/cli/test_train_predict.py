@@ -103,6 +103,7 @@ def test_predict_each_input(work, kind, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kind", list(CONFIGS))
+@pytest.mark.slow
 def test_reloaded_bundle_equals_the_in_memory_model(work, kind):
     from mekit.config import load_config
     from mekit.engine.predict import fit_full, predict

@@ -167,6 +167,7 @@ def test_cli_missing_root_is_a_data_error(tmp_path):
     assert isinstance(res.exception, DataError) and "absent" in str(res.exception)
 
 
+@pytest.mark.slow
 def test_console_script_prints_one_line_not_a_traceback(tmp_path):
     exe = Path(sys.executable).with_name("mekit")
     if not exe.exists():

@@ -150,6 +150,7 @@ yaml_values = st.recursive(yaml_scalars, lambda inner: st.one_of(
 @FAST
 @given(st.dictionaries(st.sampled_from(["name", "classes", "mapping", "per_dataset", "description", "extra"]),
                        yaml_values, max_size=5))
+@pytest.mark.slow
 def test_any_scheme_file_loads_consistently_or_is_one_config_error(doc):
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "s.yaml"
@@ -179,6 +180,7 @@ emotion_names = st.one_of(st.sampled_from(sorted(CANONICAL) + ["Happiness", "SAD
 @FAST
 @given(st.lists(st.one_of(st.none(), emotion_names), min_size=1, max_size=12),
        st.sampled_from(["casme2_5class", "casme2_4class", "megc_3class", "basic7", None]))
+@pytest.mark.slow
 def test_labels_are_scheme_classes_or_known_and_every_drop_is_accounted(labels, scheme):
     t = _table(labels)
     out = apply_scheme(t, scheme) if scheme else screen_labels(t)

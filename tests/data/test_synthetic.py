@@ -178,6 +178,7 @@ def test_difference_to_onset_peaks_at_apex_and_follows_curve(tmp_path):
         assert d[0] == 0.0 and d[-1] < 0.2 * d.max()  # back to neutral at the offset
 
 
+@pytest.mark.slow
 def test_local_displacement_peaks_at_apex_with_noise_and_head_motion(tmp_path):
     # At the default noise and head motion the frame difference also sees the head drift; the
     # local displacement (flow minus its median, i.e. minus the rigid motion) still peaks at the apex.
@@ -345,6 +346,7 @@ def test_haar_cascade_finds_the_faces(tmp_path):
     assert found >= 5
 
 
+@pytest.mark.slow
 def test_mediapipe_finds_the_faces(tmp_path):
     try:
         import mediapipe as mp

@@ -97,6 +97,7 @@ def _round_trip(tmp_path: Path, model, name: str, X, task: str = "classification
 
 
 @pytest.mark.parametrize("classifier", ["logreg", "svm", "random_forest", "gbm"])
+@pytest.mark.slow
 def test_every_classical_pipeline_of_mekit_loads(classifier, tmp_path):
     from mekit.classical import ClassicalModel
     from mekit.imbalance import SAMPLERS
@@ -454,6 +455,7 @@ BOMB_SCRIPT = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_zip_bombs_are_refused_within_bounded_memory(trained, clean_skops, tmp_path):
     path, _ = trained
     members = _members(path)

@@ -55,6 +55,7 @@ def check_run(res, classes_expected: int | None = None) -> None:
 
 
 @pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.slow
 def test_neural_family_trains_and_predicts_through_the_runner(name):
     kind = MODELS.meta(name)["input"]
     if kind not in INPUTS:

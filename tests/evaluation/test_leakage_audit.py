@@ -147,6 +147,7 @@ def classical_runs():
         mp.undo()
 
 
+@pytest.mark.slow
 def test_held_out_data_never_reaches_the_fitted_pipeline(classical_runs):
     clean, tampered = classical_runs["clean"][1], classical_runs["tampered"][1]
     held = f"fake/{HELD}"
@@ -163,6 +164,7 @@ def test_held_out_data_never_reaches_the_fitted_pipeline(classical_runs):
                                tampered[other].model_.named_steps["scale"].mean_)
 
 
+@pytest.mark.slow
 def test_held_out_predictions_come_from_the_unchanged_model(classical_runs):
     res_c, models_c, _ = classical_runs["clean"]
     res_t, _, feats_t = classical_runs["tampered"]
@@ -265,6 +267,7 @@ def neural_runs():
         mp.undo()
 
 
+@pytest.mark.slow
 def test_changing_held_out_labels_leaves_every_prediction_of_that_fold_identical(neural_runs):
     held = f"fake/{HELD}"
     pc = neural_runs["clean"][0].predictions.set_index("sample_id")
@@ -277,6 +280,7 @@ def test_changing_held_out_labels_leaves_every_prediction_of_that_fold_identical
     assert mc.history_ == ml.history_ and mc.selection_ == ml.selection_
 
 
+@pytest.mark.slow
 def test_held_out_features_and_labels_never_reach_the_network(neural_runs):
     import torch
 
@@ -297,6 +301,7 @@ def test_held_out_features_and_labels_never_reach_the_network(neural_runs):
     assert not all(torch.equal(other[k], other_t[k]) for k in other)
 
 
+@pytest.mark.slow
 def test_early_stopping_validates_on_a_subset_of_the_training_subjects(neural_runs):
     res, models, _, splits = neural_runs["clean"]
     assert len(splits) == len(SUBJECTS)  # one inner split per fold

@@ -170,6 +170,7 @@ def test_report_md_states_protocol_metrics_and_selection(base_run):
 
 # -- resume, stale folds, determinism -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_last_completed_fold(base_run, tmp_path, monkeypatch):
     res, base = base_run
     out = tmp_path / "killed"
@@ -194,6 +195,7 @@ def test_killed_run_resumes_from_its_last_completed_fold(base_run, tmp_path, mon
     assert again.n == 0
 
 
+@pytest.mark.slow
 def test_a_changed_config_does_not_reuse_stale_folds(tmp_path, monkeypatch):
     out = tmp_path / "run"
     first = runner.run_experiment(cfg(**{"output.plots": False}), out, progress=False)
@@ -300,6 +302,7 @@ def test_finished_folds_drop_their_training_checkpoints(tmp_path):
 
 
 @pytest.mark.parametrize("model", ["logreg", "ststnet"])
+@pytest.mark.slow
 def test_parallel_folds_give_the_serial_results(base_run, tmp_path, model):
     """protocol.workers trains folds in forked processes; every fold seeds its own model, so the
     predictions file is byte-identical to a serial run's, and a finished run resumes from it."""

@@ -200,6 +200,7 @@ def test_unknown_sampler_and_option():
         get_sampler("random_over", ratio=2)
 
 
+@pytest.mark.slow
 def test_flaml_receives_class_weights_as_sample_weights(monkeypatch):
     """FLAML has no class_weight argument: mekit turns the class weights into per-sample weights."""
     import flaml

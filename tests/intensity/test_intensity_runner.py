@@ -98,6 +98,7 @@ JOINT = {"model.name": "ststnet", "model.params": {"epochs": 1, "selection": "fi
          "intensity.classification_weight": 0.3, "intensity.loss": "huber"}
 
 
+@pytest.mark.slow
 def test_timing_targets_follow_the_annotations(table, tmp_path):
     res = run_intensity(_cfg(**{"intensity.source": "timing", "intensity.profile": "triangular",
                                 "output.plots": False, **KFOLD2}), None, progress=False, table=table)
@@ -134,6 +135,7 @@ def test_inputs_ignore_apex_and_offset_annotations(table):
 
 
 @pytest.mark.parametrize("model", ["ridge", "joint_ststnet"])
+@pytest.mark.slow
 def test_predictions_do_not_change_with_held_out_apex_and_offset(table, model):
     sid = table.sample_ids[4]
     over = {"intensity.source": "timing", "output.plots": False, **KFOLD2, **(JOINT if model != "ridge" else {})}

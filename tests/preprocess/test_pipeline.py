@@ -537,6 +537,7 @@ def _hang_in_workers(task):
     return pipeline._real_process_clip(task)
 
 
+@pytest.mark.slow
 def test_hung_workers_are_replaced_by_in_process_work(fake, tmp_path, monkeypatch):
     """A worker pool that never returns (a lock inherited through fork) must not hang the run."""
     import os

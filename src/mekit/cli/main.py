@@ -14,9 +14,23 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 data_app = typer.Typer(no_args_is_help=True, help="Check and inspect datasets.")
 app.add_typer(data_app, name="data")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from mekit import __version__
+
+        typer.echo(f"mekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="print mekit's version and exit")) -> None:
+    """Options taken before any command."""
+
 # Modules that add commands to `app` / `data_app` when imported.
 _COMMAND_MODULES = ("run", "data", "eda", "preprocess", "preview", "train", "predict", "models",
-                    "evaluate", "compare")
+                    "evaluate", "compare", "list", "doctor", "config_cmd")
 for _m in _COMMAND_MODULES:
     try:
         importlib.import_module(f"mekit.cli.{_m}")

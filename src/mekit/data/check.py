@@ -191,9 +191,7 @@ def check_dataset(table_or_loader_name: SampleTable | str, root: str | Path | No
                         notes=notes, label_mapping=dict(table.report.label_mapping),
                         sources=dict(table.report.sources), corpora=dict(table.report.corpora),
                         corpora_absent=dict(table.report.corpora_absent))
-    kept = SampleTable(kdf, merged, table.name)
-    if scheme is not None:
-        kept.scheme = scheme  # type: ignore[attr-defined]
+    kept = SampleTable(kdf, merged, table.name, scheme)
     return CheckReport(
         dataset=table.name or (str(kdf["dataset"].iloc[0]) if len(kdf) else ""),
         n_samples=len(kdf), n_subjects=int(kdf["subject"].nunique()),

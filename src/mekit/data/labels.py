@@ -157,9 +157,11 @@ def _emotion_map(raw: object, p: Path, key: str, classes: tuple[str, ...] | None
     first: dict[str, str] = {}
     for k, v in raw.items():
         emo = canonical(_scheme_name(k, p, f"{key} key {k!r}", "an emotion name"))
-        cls = _scheme_name(v, p, f"{key}.{k}", "a class name (leave the emotion out to drop it)")
+        # a key with a line break or control character is shown quoted, so the message stays one line
+        shown = str(k) if str(k).isprintable() else repr(k)
+        cls = _scheme_name(v, p, f"{key}.{shown}", "a class name (leave the emotion out to drop it)")
         if classes is not None and cls not in classes:
-            raise ConfigError(f"{p}: {key}.{k} maps to {cls!r}, which is not in classes {list(classes)}")
+            raise ConfigError(f"{p}: {key}.{shown} maps to {cls!r}, which is not in classes {list(classes)}")
         if emo in out and out[emo] != cls:
             raise ConfigError(f"{p}: {key} maps {first[emo]!r} to {out[emo]!r} and {k!r} to {cls!r}, but "
                               f"both mean the emotion {emo!r}; expected one class per emotion")
@@ -293,9 +295,7 @@ def apply_scheme(table, scheme: str | LabelScheme | None):
     rep = table.report.merge(LoadReport(dropped=dropped, problems=problems.problems,
                                         notes=[f"label scheme {sc.name}: kept {int(keep.sum())}, "
                                                f"dropped {int((~keep).sum())}"]))
-    out = SampleTable(df.loc[keep].reset_index(drop=True), rep, table.name)
-    out.scheme = sc  # type: ignore[attr-defined]
-    return out
+    return SampleTable(df.loc[keep].reset_index(drop=True), rep, table.name, sc)
 
 
 def screen_labels(table):

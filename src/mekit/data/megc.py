@@ -132,8 +132,7 @@ def load_megc2019(root: str | Path | None = None, *, casme2_root: str | Path | N
                      f"{', '.join(absent)}: results are not comparable with the challenge's")
         logger.warning("%s", notes[0])
     table = SampleTable(table.df, table.report.merge(LoadReport(corpora=used, corpora_absent=absent,
-                                                                notes=notes)), tname)
-    table.scheme = scheme  # type: ignore[attr-defined]
+                                                                notes=notes)), tname, scheme)
     excluded = [s for s in dict.fromkeys(exclude)]
     if excluded:
         present = set(table.sample_ids)
@@ -146,8 +145,7 @@ def load_megc2019(root: str | Path | None = None, *, casme2_root: str | Path | N
         rep = table.report.merge(LoadReport(notes=[f"excluded on request: {len(excluded)} clip(s): "
                                                    f"{', '.join(excluded[:10])}"]))
         rep.corpora = {c: n - int(dropped_by.get(c, 0)) for c, n in rep.corpora.items()}
-        table = SampleTable(table.df.loc[keep].reset_index(drop=True), rep, tname)
-        table.scheme = scheme  # type: ignore[attr-defined]
+        table = SampleTable(table.df.loc[keep].reset_index(drop=True), rep, tname, scheme)
     by = table.df.groupby("dataset")["sample_id"].size().to_dict()
     logger.info("MEGC 2019 composite%s: %d clips (%s), %d subjects", " (partial)" if absent else "",
                 len(table), ", ".join(f"{k} {v}" for k, v in sorted(by.items())), table.df["subject"].nunique())

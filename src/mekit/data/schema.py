@@ -105,20 +105,27 @@ class SampleTable:
     ``table.df`` is the frame (columns :data:`COLUMNS`, plus any extra columns a corpus
     carries, such as ``objective_class``). It is indexed by position but every
     operation that matters keys on ``sample_id``.
+
+    ``table.scheme`` is the label scheme (a :class:`~mekit.data.labels.LabelScheme`) that
+    produced the ``label`` column, or None when labels are canonical emotion names. It is
+    part of the table, not of the frame: a subset keeps it, so the runner, the bundle and
+    the reports of a fold read the same class order as the whole corpus.
     """
 
-    def __init__(self, df: pd.DataFrame, report: LoadReport | None = None, name: str = "") -> None:
+    def __init__(self, df: pd.DataFrame, report: LoadReport | None = None, name: str = "",
+                 scheme: Any = None) -> None:
         self.df = normalise_frame(df)
         self.report = report or LoadReport()
         self.name = name
+        self.scheme = scheme
         validate(self.df)
 
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_records(cls, records: list[dict[str, Any]], report: LoadReport | None = None,
-                     name: str = "") -> SampleTable:
+                     name: str = "", scheme: Any = None) -> SampleTable:
         return cls(pd.DataFrame.from_records(records, columns=None if records else list(COLUMNS)),
-                   report, name)
+                   report, name, scheme)
 
     # -- views ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -151,7 +158,7 @@ class SampleTable:
         return hit.iloc[0]
 
     def subset(self, mask_or_ids: Any) -> SampleTable:
-        """Rows selected by a boolean mask or a list of sample ids; the report is kept."""
+        """Rows selected by a boolean mask or a list of sample ids; the report and scheme are kept."""
         if isinstance(mask_or_ids, pd.Series) and mask_or_ids.dtype == bool:
             df = self.df.loc[mask_or_ids.values]
         else:
@@ -159,14 +166,19 @@ class SampleTable:
             pos = {s: i for i, s in enumerate(ids)}
             df = self.df.loc[self.df["sample_id"].isin(pos)]
             df = df.iloc[df["sample_id"].map(pos).argsort()]
-        return SampleTable(df.reset_index(drop=True), self.report, self.name)
+        return SampleTable(df.reset_index(drop=True), self.report, self.name, self.scheme)
 
     def concat(self, *others: SampleTable, name: str = "") -> SampleTable:
+        """Rows of this table then of ``others``. The scheme is kept when every table has the
+        same one; tables labelled by different schemes (or one by none) mix label spaces, so
+        the result claims none."""
         rep = self.report
         for o in others:
             rep = rep.merge(o.report)
         df = pd.concat([self.df] + [o.df for o in others], ignore_index=True)
-        return SampleTable(df, rep, name or self.name)
+        schemes = [getattr(t, "scheme", None) for t in (self, *others)]
+        scheme = schemes[0] if all(s == schemes[0] for s in schemes[1:]) else None
+        return SampleTable(df, rep, name or self.name, scheme)
 
     def frame_path(self, sample_id_or_row: Any, frame: int) -> Path:
         """Path of frame number ``frame`` of a frame-folder clip."""
