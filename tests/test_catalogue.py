@@ -26,7 +26,7 @@ def test_every_section_is_plain_data_with_name_and_help(cat):
 
 
 def test_sections_follow_the_registries(cat):
-    from mekit.classical import CLASSIFIERS
+    from mekit.models.classical import CLASSIFIERS
     from mekit.data import LOADERS
     from mekit.data.labels import SCHEMES
     from mekit.evaluation.protocols import PROTOCOLS

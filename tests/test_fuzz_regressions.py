@@ -135,7 +135,7 @@ def test_interval_row_naming_a_video_longer_than_a_file_name_is_a_problem_not_a_
 @pytest.fixture(scope="module")
 def bundle_bytes(tmp_path_factory) -> bytes:
     """A real (tiny) classical bundle, members stored uncompressed so bytes can be edited."""
-    from mekit.classical import ClassicalModel
+    from mekit.models.classical import ClassicalModel
     from mekit.config import load_config
     from mekit.engine.bundle import save_bundle
 

@@ -3,7 +3,8 @@
 Every ``import mekit.x`` / ``from mekit.x import ...`` statement in ``src/mekit`` counts, the
 ones inside functions too (a lazy import is still an arrow). Layers, bottom to top, are those
 of the design: the foundation (errors, paths, registry, config, events, media, ...), data,
-the building blocks (preprocess, features, models, imbalance, classical pipelines), engine
+the building blocks (preprocess, features, models with the classical pipelines, imbalance; the
+top-level ``classical`` is the alias kept for the pipelines' former import path), engine
 (training, bundles, prediction), the tasks (evaluation, intensity, analysis), the front-door
 helpers (catalogue, doctor) and the doors (cli, app). Modules of one layer may import each
 other. A plug-in that a lower layer must reach (a task's bundle predictor, say) is named in a

@@ -167,7 +167,7 @@ def _models() -> list[Entry]:
 
 
 def _classifiers() -> list[Entry]:
-    from mekit.classical import CLASSIFIERS
+    from mekit.models.classical import CLASSIFIERS
 
     return [{"name": n, "help": str(CLASSIFIERS.meta(n).get("help", "")),
              "grid": _plain(CLASSIFIERS.meta(n).get("grid", {}))} for n in CLASSIFIERS.names()]

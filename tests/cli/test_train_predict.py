@@ -131,7 +131,7 @@ def test_predict_refuses_a_file_that_is_not_a_bundle(work, tmp_path, monkeypatch
 
 
 def test_models_json_lists_every_model():
-    from mekit.classical import CLASSIFIERS
+    from mekit.models.classical import CLASSIFIERS
     from mekit.features import FEATURES
     from mekit.models import MODELS
 

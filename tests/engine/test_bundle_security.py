@@ -99,7 +99,7 @@ def _round_trip(tmp_path: Path, model, name: str, X, task: str = "classification
 @pytest.mark.parametrize("classifier", ["logreg", "svm", "random_forest", "gbm"])
 @pytest.mark.slow
 def test_every_classical_pipeline_of_mekit_loads(classifier, tmp_path):
-    from mekit.classical import ClassicalModel
+    from mekit.models.classical import ClassicalModel
     from mekit.imbalance import SAMPLERS
 
     X, y, g = _data()
@@ -117,7 +117,7 @@ def test_every_classical_pipeline_of_mekit_loads(classifier, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("learner", ["lgbm", "rf", "extra_tree", "lrl1", "lrl2"])
 def test_flaml_pipelines_are_bundled_as_the_learner_flaml_chose(learner, tmp_path):
-    from mekit.classical import ClassicalModel
+    from mekit.models.classical import ClassicalModel
 
     X, y, g = _data()
     with warnings.catch_warnings():
@@ -308,7 +308,7 @@ def test_an_old_skops_protocol_is_refused(trained, clean_skops, tmp_path):
 
 def test_a_well_typed_but_malformed_tree_is_refused(tmp_path):
     """A forest whose child indices point outside the tree would make scikit-learn read out of bounds."""
-    from mekit.classical import ClassicalModel
+    from mekit.models.classical import ClassicalModel
 
     X, y, g = _data()
     m = ClassicalModel("random_forest", n_estimators=3).fit(X, y, g)

@@ -77,7 +77,7 @@ def test_neural_bundle_round_trip(tmp_path):
 
 
 def test_classical_bundle_round_trip(tmp_path):
-    from mekit.classical import ClassicalModel
+    from mekit.models.classical import ClassicalModel
     from mekit.config import load_config
 
     rng = np.random.default_rng(0)

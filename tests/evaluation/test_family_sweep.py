@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mekit.classical import CLASSIFIERS
+from mekit.models.classical import CLASSIFIERS
 from mekit.config import load_config
 from mekit.evaluation.runner import run_experiment
 from mekit.features import INPUTS
@@ -85,7 +85,7 @@ CLASSICAL_PARAMS = {
 def _classical_case(name: str):
     if name != "flaml":
         return name
-    from mekit.classical import FlamlClassifier
+    from mekit.models.classical import FlamlClassifier
 
     # FlamlClassifier is not a scikit-learn estimator (no BaseEstimator/ClassifierMixin), so the
     # imbalanced-learn Pipeline's fitted check in predict_proba fails on scikit-learn >= 1.6.

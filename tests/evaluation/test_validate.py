@@ -92,7 +92,7 @@ def test_fixed_value_and_explicit_grid_on_the_same_parameter_are_refused():
 
 
 def test_fixed_value_wins_over_the_registered_grid():
-    from mekit.classical import ClassicalModel, make_classical
+    from mekit.models.classical import ClassicalModel, make_classical
 
     m = make_classical({"classifier": "logreg", "C": 0.5}, "balanced", None, None, 0)
     assert m.grid == {}  # logreg's registered grid searches C; the fixed value removes it

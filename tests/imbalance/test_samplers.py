@@ -205,7 +205,7 @@ def test_flaml_receives_class_weights_as_sample_weights(monkeypatch):
     """FLAML has no class_weight argument: mekit turns the class weights into per-sample weights."""
     import flaml
 
-    from mekit.classical import FlamlClassifier
+    from mekit.models.classical import FlamlClassifier
 
     seen = {}
 

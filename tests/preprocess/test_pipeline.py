@@ -506,7 +506,8 @@ def test_casme2_clips_align_and_flow(casme2_root, tmp_path):
 
     table = load_dataset("casme2", casme2_root)
     sub = table.subset(table.sample_ids[:4])
-    res = preprocess(sub, {"cache_dir": str(tmp_path / "c"), "workers": 1, "stack_sizes": [28, 224]},
+    res = preprocess(sub, {"cache_dir": str(tmp_path / "c"), "workers": 1, "stack_sizes": [28, 224],
+                          "detector": "mediapipe"},
                      progress=False)
     assert res.skipped == {} and len(res) == 4
     d = res[sub.sample_ids[0]]

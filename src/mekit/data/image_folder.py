@@ -17,6 +17,13 @@ that is not an emotion name among names that are ('banana' beside 'happy') is ta
 typo and its images are dropped as problem rows; a dataset none of whose names is an emotion
 name keeps them as its own classes, with a warning (see :func:`mekit.data.labels.screen_labels`).
 
+Whether an image is already a face crop is recorded per row in a ``face_cropped`` column, which
+the preprocessing reads: under the default detector ``'auto'`` a face crop gets no detection
+(detector ``'none'``), any other image is searched for its face and cropped to it like a clip's
+frame. By default it is decided from the image's size, read from its header: at most
+:data:`FACE_CROP_MAX_SIDE` pixels on its longer side is a face crop. Set ``face_cropped`` to
+say so for the whole folder instead.
+
 Sample ids are ``<dataset>/<path relative to root without extension>``, e.g.
 ``ckplus/anger/S010_004_00000017`` or ``fer/train/Happy/img01``: unique within a root (two
 files that differ only in extension keep their extension) and stable across runs, because they
@@ -49,6 +56,13 @@ LABEL_COLUMNS = ("label", "emotion", "class", "expression", "category")
 SUBJECT_COLUMNS = ("subject", "subjectid", "participant", "person", "sub")
 INTENSITY_COLUMNS = ("intensity",)
 
+#: Images whose longer side is at most this many pixels are taken for face crops when the
+#: ``face_cropped`` option is not given. Public stills sets that ship face crops ship them small
+#: (CK+48 and FER2013 at 48 px, RAF-DB's aligned set at 100 px), while uncropped photographs of
+#: head and shoulders come at 256 px and up; at 128 px a whole-scene photo would leave the face
+#: a few dozen pixels wide, too small to align usefully, so nothing is lost by not searching.
+FACE_CROP_MAX_SIDE = 128
+
 #: Folders that zip tools and operating systems add; never classes.
 _IGNORED_DIRS = {"__macosx", ".ds_store", "@eadir"}
 
@@ -76,7 +90,8 @@ def compile_subject_pattern(pattern: str | re.Pattern[str] | None) -> re.Pattern
 
 def load_image_folder(root: str | Path, subject_pattern: str | re.Pattern[str] | None = None,
                       annotations: str | Path | bool | None = None, dataset: str = "image_folder",
-                      extensions: tuple[str, ...] | list[str] | None = None) -> SampleTable:
+                      extensions: tuple[str, ...] | list[str] | None = None,
+                      face_cropped: bool | str | None = None) -> SampleTable:
     """Load an image-folder dataset into a :class:`SampleTable` (media ``'image'``).
 
     Args:
@@ -90,6 +105,11 @@ def load_image_folder(root: str | Path, subject_pattern: str | re.Pattern[str] |
             uses ``root/annotations.csv`` when it exists; ``False`` ignores it.
         dataset: the name that prefixes sample ids and subjects (``'<dataset>/S005'``).
         extensions: image extensions to read (default :data:`IMAGE_EXTENSIONS`).
+        face_cropped: ``True``: every image is already a face crop (no face detection under
+            preprocess detector ``'auto'``); ``False``: every image is a photograph to find the
+            face in; ``None`` or ``'auto'`` (default): decided per image from its size (at most
+            :data:`FACE_CROP_MAX_SIDE` px on the longer side is a face crop), with a note in
+            the report saying how many were taken for crops.
 
     Raises:
         DataError: the root is missing or holds no images in a known layout, or the
@@ -99,6 +119,7 @@ def load_image_folder(root: str | Path, subject_pattern: str | re.Pattern[str] |
     if not dataset or "/" in str(dataset):
         raise ConfigError(f"dataset name {dataset!r} must be a non-empty name without '/'")
     rx = compile_subject_pattern(subject_pattern)
+    cropped_opt = _face_cropped_option(face_cropped)
     exts = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in (extensions or IMAGE_EXTENSIONS))
     if root is None:
         raise DataError("no root folder given", expected=f"a folder laid out as {_LAYOUT}")
@@ -168,6 +189,7 @@ def load_image_folder(root: str | Path, subject_pattern: str | re.Pattern[str] |
             "onset": None, "apex": None, "offset": None, "fps": None,
             "emotion": emotion, "label": canonical(emotion), "action_units": (),
             "intensity": entry.get("intensity") if entry is not None else None, "split": split,
+            "face_cropped": cropped_opt if cropped_opt is not None else _looks_cropped(img),
         })
 
     report.label_mapping = {name: canonical(name) for name in sorted(raw_names, key=str.lower)}
@@ -177,6 +199,7 @@ def load_image_folder(root: str | Path, subject_pattern: str | re.Pattern[str] |
             f"{', '.join(sorted(raws))} -> {lab}" for lab, raws in sorted(merged.items())))
     if ann and n_folder_labels:
         report.notes.append(f"{n_folder_labels} images have no annotation row; they keep their folder's label")
+    _note_cropped(records, cropped_opt, report)
     if per_image_subject:
         report.notes.append("no subject pattern and no subject column: every image is its own subject, "
                             "so subject-grouped protocols (LOSO, grouped k-fold) cannot keep one person's "
@@ -186,6 +209,45 @@ def load_image_folder(root: str | Path, subject_pattern: str | re.Pattern[str] |
                         f"{[p.reason for p in report.problems[:3]]})", path=root)
     log.info("image folder %s: %d images, %d problems", root, len(records), len(report.problems))
     return SampleTable.from_records(records, report, name=dataset)
+
+
+# -- face crops or photographs ------------------------------------------------------------------
+def _face_cropped_option(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("auto", ""):
+        return None
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ConfigError(f"option face_cropped is {value!r}; expected true, false or auto")
+
+
+def _looks_cropped(img: Path) -> bool | None:
+    """True for an image small enough to be a face crop (see FACE_CROP_MAX_SIDE), False for a
+    larger one, None when its header cannot be read (the preprocessing reports that image)."""
+    from mekit.media import image_size
+
+    try:
+        h, w = image_size(img)
+    except DataError:
+        return None
+    return max(h, w) <= FACE_CROP_MAX_SIDE
+
+
+def _note_cropped(records: list[dict[str, Any]], option: bool | None, report: LoadReport) -> None:
+    if option is not None or not records:
+        return
+    n = sum(1 for r in records if r["face_cropped"] is True)
+    if n == len(records):
+        report.notes.append(f"all {n} images are at most {FACE_CROP_MAX_SIDE} px: taken for face crops (no face "
+                            "detection under preprocess detector 'auto'); set face_cropped=false to search them")
+    elif n:
+        report.notes.append(f"{n} of {len(records)} images are at most {FACE_CROP_MAX_SIDE} px and are taken for "
+                            "face crops (no face detection under detector 'auto'); the others are searched for "
+                            "a face; set face_cropped to decide for the whole folder")
 
 
 # -- scanning ---------------------------------------------------------------------------------

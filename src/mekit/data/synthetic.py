@@ -79,7 +79,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ACTIONS", "DEFAULT_CLASSES", "DEFAULT_CLASS_WEIGHTS", "GENERATOR_VERSION", "MANIFEST", "Action",
            "Identity", "SyntheticParams", "action_field", "generate_synthetic", "intensity_curve",
-           "load_synthetic", "render_face"]
+           "load_synthetic", "render_face", "render_photo", "write_photo_folder"]
 
 #: Bump this whenever the pixels a given parameter set produces change, so cached corpora
 #: made by an older renderer are not reused.
@@ -565,6 +565,105 @@ def render_face(identity: Identity, size: int) -> np.ndarray:
     img *= (1.0 + 0.06 * coarse + 0.035 * fine)[..., None]
     out = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     return np.clip(out, 0, 255)
+
+
+# -- uncropped photographs -------------------------------------------------------------------
+def render_photo(identity: Identity, canvas: int = 320, face_size: int = 144,
+                 position: tuple[int, int] | None = None, seed: int = 0
+                 ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """An uncropped still: the face of :func:`render_face` at ``face_size`` px, placed at
+    ``position`` (top-left of its tile; default: drawn off-centre from ``seed``) on a larger
+    ``canvas`` with a colour-gradient, noisy background and shoulders, as head-and-shoulders
+    photographs of posed-expression sets look.
+
+    Returns ``(uint8 BGR image, face box)``; the box ``(x0, y0, x1, y1)`` is the face oval's
+    extent in canvas pixels (forehead to chin, cheek to cheek), the ground truth a face
+    detector's box is compared with. The tile's own background is cut away along the head's
+    outline (hair, ears and neck kept), so only the canvas shows around the head.
+    """
+    import cv2
+
+    if not 32 <= face_size < canvas:
+        raise ConfigError(f"synthetic photo: face_size={face_size!r}; expected 32 <= face_size < canvas ({canvas})")
+    rng = np.random.default_rng([seed, 7])
+    fs, C = int(face_size), int(canvas)
+    if position is None:
+        # off-centre: anywhere that keeps the tile inside, never centred within 10 % of the canvas
+        while True:
+            x0, y0 = (int(v) for v in rng.integers(0, C - fs + 1, size=2))
+            if abs(x0 + fs / 2 - C / 2) > 0.1 * C or abs(y0 + fs / 2 - C / 2) > 0.1 * C or C - fs < 0.2 * C:
+                break
+    else:
+        x0, y0 = (int(v) for v in position)
+        if not (0 <= x0 <= C - fs and 0 <= y0 <= C - fs):
+            raise ConfigError(f"synthetic photo: position {position!r} puts the {fs} px face outside the "
+                              f"{C} px canvas; expected 0 <= x, y <= {C - fs}")
+    yy, xx = np.mgrid[0:C, 0:C].astype(np.float32) / C
+    c0, c1 = rng.uniform(60, 200, 3), rng.uniform(60, 200, 3)
+    img = (c0 * (1 - xx[..., None]) + c1 * yy[..., None] * 0.6 + 0.4 * c1 * xx[..., None]).astype(np.float32)
+    img += cv2.GaussianBlur(rng.normal(0, 25, (C, C)).astype(np.float32), (0, 0), 6)[..., None]
+    img += rng.normal(0, 4, (C, C, 3)).astype(np.float32)
+    # shoulders: a broad ellipse in clothing colour rising to just under the chin
+    idn = identity
+    cx = x0 + idn.cx * fs
+    top = y0 + 0.97 * fs  # just above the bottom of the tile's neck, which is drawn over it
+    sh = np.zeros((C, C), np.float32)
+    cv2.ellipse(sh, (int(round(cx)), int(round(top + C + 0.45 * fs))), (int(1.2 * fs), int(C + 0.45 * fs)),
+                0, 0, 360, 1.0, -1)
+    sh = cv2.GaussianBlur(sh, (0, 0), 2.5)[..., None]
+    img = img * (1 - sh) + sh * rng.uniform(30, 150, 3).astype(np.float32)
+    # the head: render_face's tile, cut along hair, ears and neck
+    face = render_face(identity, fs)
+    mask = np.zeros((fs, fs), np.float32)
+    cv2.ellipse(mask, (int(idn.cx * fs), int((idn.cy - 0.12 * idn.face_h) * fs)),
+                (int(1.2 * idn.face_w * fs), int(1.02 * idn.face_h * fs)), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(mask, (int(idn.cx * fs), int(idn.cy * fs)), (int(1.12 * idn.face_w * fs), int(idn.face_h * fs)),
+                0, 0, 360, 1.0, -1)
+    cv2.rectangle(mask, (int((idn.cx - 0.55 * idn.face_w) * fs), int((idn.cy + 0.5 * idn.face_h) * fs)),
+                  (int((idn.cx + 0.55 * idn.face_w) * fs), fs), 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), 1.5)[..., None]
+    tile = img[y0:y0 + fs, x0:x0 + fs]
+    img[y0:y0 + fs, x0:x0 + fs] = tile * (1 - mask) + face * mask
+    box = (x0 + (idn.cx - idn.face_w) * fs, y0 + (idn.cy - idn.face_h) * fs,
+           x0 + (idn.cx + idn.face_w) * fs, y0 + (idn.cy + idn.face_h) * fs)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), tuple(float(v) for v in box)  # type: ignore[return-value]
+
+
+def write_photo_folder(root: str | Path, classes: Sequence[str] = ("happiness", "sadness"), n_subjects: int = 3,
+                       per_subject: int = 1, canvas: int = 320, face_size: tuple[int, int] = (120, 160),
+                       seed: int = 0, ext: str = "png") -> dict[str, tuple[float, float, float, float]]:
+    """Write uncropped synthetic photographs (:func:`render_photo`) as an image folder:
+    ``root/<class>/S<NN>_<k>.<ext>`` (subject in the file name, ``subject_pattern='^(S\\d+)_'``).
+
+    Each subject has one face (identity from ``seed``); each image places it at a new size in
+    ``face_size`` and a new off-centre position. Returns ``{path relative to root: face box}`` and
+    writes the same to ``root/photos.json`` (a JSON file in the root, which the image-folder
+    loader ignores). Expressions are not drawn: the classes are folder names only, for tests
+    of the face stage, not of recognition.
+    """
+    import cv2
+
+    if ext not in ("png", "jpg"):
+        raise ConfigError(f"synthetic photo: ext={ext!r}; expected 'png' or 'jpg'")
+    root = Path(root)
+    boxes: dict[str, tuple[float, float, float, float]] = {}
+    for j in range(n_subjects):
+        identity = _identity(np.random.default_rng([seed, 1, j]))
+        for ci, cls in enumerate(classes):
+            for k in range(per_subject):
+                draw = np.random.default_rng([seed, 3, j, ci, k])
+                fs = int(draw.integers(face_size[0], face_size[1] + 1))
+                img, box = render_photo(identity, canvas, fs, seed=int(draw.integers(2**31)))
+                rel = f"{cls}/S{j + 1:02d}_{k}.{ext}"
+                path = root / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                ok, buf = cv2.imencode(f".{ext}", img)
+                if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+                    raise DataError("cannot encode image", path=path)
+                path.write_bytes(buf.tobytes())
+                boxes[rel] = box
+    (root / "photos.json").write_text(json.dumps({k: list(v) for k, v in boxes.items()}, indent=1))
+    return boxes
 
 
 # -- motion ----------------------------------------------------------------------------------

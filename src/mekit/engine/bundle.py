@@ -73,7 +73,7 @@ _EOCD = struct.Struct("<4s4H2LH")
 _EOCD_SIG = b"PK\x05\x06"
 
 #: The exact types a classical bundle may contain, with the skops loader each is read by.
-#: Derived by fitting every pipeline mekit builds -- each classifier of mekit.classical
+#: Derived by fitting every pipeline mekit builds -- each classifier of mekit.models.classical
 #: (logreg, svm, random_forest, gbm, and flaml restricted to FLAML_LEARNERS), with and without
 #: PCA, every sampler of mekit.imbalance and class weights on or off, and every intensity
 #: regressor of mekit.intensity.models -- and collecting every (loader, module.class) pair of
@@ -99,7 +99,10 @@ SKOPS_TYPES: dict[str, frozenset[str]] = {name: frozenset(loaders) for name, loa
         "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
         "float16", "float32", "float64")},
     "numpy.str_": ("TypeNode", "NdArrayNode"),
-    # mekit's own estimators and samplers
+    # mekit's own estimators and samplers. SoftmaxSVC is written under its module,
+    # mekit.models.classical; bundles from before the classical pipelines moved there name
+    # mekit.classical, an alias of that very module (so both names rebuild the same class).
+    "mekit.models.classical.SoftmaxSVC": ("ObjectNode",),
     "mekit.classical.SoftmaxSVC": ("ObjectNode",),
     **{f"mekit.imbalance.samplers.{c}": ("ObjectNode",) for c in (
         "RandomOverSampler", "RandomUnderSampler", "ClassBalancedSampler", "SMOTESampler",
@@ -203,7 +206,7 @@ def strip_runtime(meta: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------
 def _persistable(pipeline: Any) -> Any:
     """``pipeline`` with a fitted FLAML step replaced by the estimator FLAML chose."""
-    from mekit.classical import FlamlClassifier
+    from mekit.models.classical import FlamlClassifier
 
     steps = getattr(pipeline, "steps", None)
     if not steps or not isinstance(steps[-1][1], FlamlClassifier):

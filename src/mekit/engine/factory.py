@@ -12,7 +12,7 @@ from mekit.config import ExperimentConfig
 
 
 def is_neural(model_name: str) -> bool:
-    from mekit.classical import CLASSIFIERS
+    from mekit.models.classical import CLASSIFIERS
 
     if model_name in CLASSIFIERS:
         return False
@@ -62,7 +62,7 @@ def make_model(cfg: ExperimentConfig, seed: int, checkpoint_dir: Path | None = N
         return NeuralModel(cfg.model.name, cfg.model.params, class_weight=cfg.imbalance.class_weight,
                            sampler=cfg.imbalance.sampler, sampler_params=cfg.imbalance.sampler_params,
                            compute=cfg.compute, seed=seed, checkpoint_dir=checkpoint_dir)
-    from mekit.classical import make_classical
+    from mekit.models.classical import make_classical
 
     return make_classical({"classifier": cfg.model.name, **cfg.model.params}, cfg.imbalance.class_weight,
                           cfg.imbalance.sampler, cfg.imbalance.sampler_params, seed)

@@ -176,7 +176,7 @@ def _check_bundleable(config: ExperimentConfig) -> None:
 
     if config.model.name != "flaml":
         return
-    from mekit.classical import FlamlClassifier
+    from mekit.models.classical import FlamlClassifier
 
     learners = config.model.params.get("estimator_list", FlamlClassifier().estimator_list)
     names = [learners] if isinstance(learners, str) else list(learners)
@@ -540,7 +540,7 @@ def predict(bundle_path: str | Path, input: str | Path | None = None, loader: st
 # ---------------------------------------------------------------------------------------
 def catalogue() -> dict[str, Any]:
     """Registered neural models (with the input each expects), classifiers and feature extractors."""
-    from mekit.classical import CLASSIFIERS
+    from mekit.models.classical import CLASSIFIERS
     from mekit.config import to_plain
     from mekit.features import FEATURES
     from mekit.models import INPUT_KINDS as MODEL_INPUTS

@@ -69,25 +69,45 @@ def _fold_dir(out_dir: Path | None, seed: int, fold: str) -> Path | None:
 RESUME_MODES = ("auto", "strict", "off")
 
 
-def resume_stamp(cfg: ExperimentConfig, table) -> dict[str, str]:
+def resume_stamp(cfg: ExperimentConfig, table, targets: Any = None) -> dict[str, str]:
     """What saved folds must match to be reused: the config (minus settings that cannot change a
     result), the data (ids, labels, subjects, key frames and the fingerprints of their files) and
-    the code (mekit's version and a hash of its source)."""
+    the code (mekit's version and a hash of its source).
+
+    ``targets`` (any JSON-able value, e.g. intensity targets by sample id) joins the data part:
+    the table fingerprint covers labels and key frames only, so a task that learns another
+    column (a rating in ``annotations.csv``) passes what it read from it, and an edited rating
+    is a changed data fingerprint rather than a silently reused fold."""
     import hashlib
 
     from mekit.fingerprint import code_version, table_fingerprint
 
+    data = table_fingerprint(table.df.to_dict("records"))
+    if targets is not None:
+        extra = json.dumps(targets, sort_keys=True, default=_plain)
+        data = hashlib.sha256(f"{data}\0{extra}".encode()).hexdigest()[:24]
     return {"config": hashlib.sha256(cfg.results_yaml().encode()).hexdigest()[:24],
-            "data": table_fingerprint(table.df.to_dict("records")),
-            "code": code_version()}
+            "data": data, "code": code_version()}
 
 
-def _prepare_resume(out_dir: Path | None, cfg: ExperimentConfig, table, mode: str = "auto") -> str | None:
-    """Keep or discard the saved folds of an earlier run in ``out_dir``.
+def _plain(o: Any) -> Any:
+    """JSON form of numpy values in a resume stamp (arrays as lists, exact float reprs)."""
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
 
-    Folds are reused only when the stamp (config, data, code) is exactly the same. ``auto``
-    starts over on a mismatch, ``strict`` stops with a message naming what changed, ``off``
-    always starts over. Returns why saved folds were discarded (None when nothing was)."""
+
+def _prepare_resume(out_dir: Path | None, cfg: ExperimentConfig, table, mode: str = "auto",
+                    targets: Any = None) -> str | None:
+    """Keep or discard the saved folds of an earlier run in ``out_dir`` (any task: the fold
+    folders and the stamp are the same for classification and intensity).
+
+    Folds are reused only when the stamp (config, data, code; ``targets`` see
+    :func:`resume_stamp`) is exactly the same. ``auto`` starts over on a mismatch, ``strict``
+    stops with a message naming what changed, ``off`` always starts over. Returns why saved
+    folds were discarded (None when nothing was)."""
     if mode not in RESUME_MODES:
         raise ConfigError(f"resume: {mode!r}; expected one of {list(RESUME_MODES)}")
     if out_dir is None:
@@ -99,7 +119,7 @@ def _prepare_resume(out_dir: Path | None, cfg: ExperimentConfig, table, mode: st
     prepare_out_dir(out_dir, "output path")
     folds = out_dir / "folds"
     stamp_path = folds / "stamp.json"
-    stamp = resume_stamp(cfg, table)
+    stamp = resume_stamp(cfg, table, targets)
     discarded = None
     if folds.exists():
         try:
@@ -167,15 +187,11 @@ class _FoldStage(events.Stage):
         return self
 
 
-#: what a fold needs, set by run_experiment for the duration of its folds (forked workers inherit it)
-_FOLD_STATE: dict[str, Any] = {}
-
-
-def _run_fold(job: tuple[int, int, Any]) -> tuple[int, tuple[pd.DataFrame, dict[str, Any]]]:
-    """Fit one fold on its training samples, predict its test samples, save them (when the run
-    has a folder) and return ``(index, (predictions, selection))``."""
+def _run_fold(job: tuple[int, int, Any], st: dict[str, Any]) -> tuple[int, tuple[pd.DataFrame, dict[str, Any]]]:
+    """Fit one classification fold on its training samples, predict its test samples, save them
+    (when the run has a folder) and return ``(index, (predictions, selection))``. ``st`` holds
+    the fold inputs :func:`_run_experiment` passes to :func:`run_folds`."""
     i, seed, fold = job
-    st = _FOLD_STATE
     cfg, feats, classes = st["cfg"], st["feats"], st["classes"]
     labels, subjects, datasets = st["labels"], st["subjects"], st["datasets"]
     fdir = _fold_dir(st["out_dir"], seed, fold.name)
@@ -201,12 +217,32 @@ def _run_fold(job: tuple[int, int, Any]) -> tuple[int, tuple[pd.DataFrame, dict[
     if fdir is not None:
         fdir.mkdir(parents=True, exist_ok=True)
         (fdir / "selection.json").write_text(json.dumps(sel, default=str))
-        fold_df.to_csv(fdir / ".predictions.tmp", index=False)
-        (fdir / ".predictions.tmp").replace(fdir / "predictions.csv")
+        save_fold_table(fold_df, fdir / "predictions.csv")
         # the fold is finished and resumes from its predictions: its training state
         # (weights + optimiser moments, ~380 MB for R(2+1)D-18) is no longer needed
         (fdir / "train_state.pt").unlink(missing_ok=True)
     return i, (fold_df, sel)
+
+
+def _read_fold(fdir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A saved classification fold, as :func:`_run_fold` returned it."""
+    # identifiers stay strings (a subject "006" must not come back as the number 6)
+    return (pd.read_csv(fdir / "predictions.csv", dtype={c: str for c in _ID_COLUMNS}, keep_default_na=False),
+            json.loads((fdir / "selection.json").read_text()))
+
+
+def save_fold_table(df: pd.DataFrame, path: Path) -> None:
+    """Write a fold's table atomically: a fold counts as done once its ``predictions.csv``
+    exists, so that file must never be seen half written (write it after the fold's other files)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+#: the fold function and its inputs while forked workers run: set just before the pool forks,
+#: so every worker inherits them (copy-on-write, never pickled), and cleared when the pool ends.
+#: Serial runs never touch it: there the inputs are plain arguments.
+_FOLD_STATE: dict[str, Any] = {}
 
 
 def _die_with_parent(parent: int) -> None:
@@ -227,38 +263,83 @@ def _die_with_parent(parent: int) -> None:
             os._exit(1)
 
 
-def _map_folds(jobs: list[tuple[int, int, Any]], workers: int):
-    """Yield ``_run_fold`` results, in this process or in ``workers`` forked processes (in the
-    order they finish). Each fold seeds its own model, so the results are those of a serial run.
-
-    Neural folds on CUDA run one at a time: a forked child cannot use a CUDA context its parent
-    initialised, and spawned workers would not inherit the fold inputs."""
-    cfg = _FOLD_STATE.get("cfg")
-    if workers > 1 and cfg is not None and is_neural(cfg.model.name):
+def fold_workers(cfg: ExperimentConfig, neural: bool) -> int:
+    """How many forked fold workers a run uses: ``protocol.workers``, except neural folds on CUDA,
+    which run one at a time: a forked child cannot use a CUDA context its parent initialised,
+    and spawned workers would not inherit the fold inputs."""
+    workers = int(cfg.protocol.workers)
+    if workers > 1 and neural:
         from mekit.engine.trainer import device_kind
 
         if device_kind(cfg.compute) == "cuda":
             log.info("folds run one at a time on CUDA (forked workers cannot use it)")
-            workers = 1
+            return 1
+    return workers
+
+
+def _map_folds(fold_fn, jobs: list[tuple[int, int, Any]], state: dict[str, Any], workers: int):
+    """Yield ``fold_fn(job, state)`` for every job, in this process or in ``workers`` forked
+    processes (in the order they finish). ``fold_fn`` returns ``(index, result)`` and must seed
+    whatever it fits from the job's seed alone, so where a fold runs never changes its result."""
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            yield _run_fold(job)
+            yield fold_fn(job, state)
         return
     import multiprocessing as mp
 
-    with mp.get_context("fork").Pool(min(workers, len(jobs)), initializer=_die_with_parent,
-                                       initargs=(os.getpid(),)) as pool:
-        yield from pool.imap_unordered(_run_fold_detached, jobs)
+    global _FOLD_STATE
+    _FOLD_STATE = {"fn": fold_fn, "state": state}
+    try:
+        with mp.get_context("fork").Pool(min(workers, len(jobs)), initializer=_die_with_parent,
+                                           initargs=(os.getpid(),)) as pool:
+            yield from pool.imap_unordered(_run_fold_detached, jobs)
+    finally:
+        _FOLD_STATE = {}
 
 
-def _run_fold_detached(job: tuple[int, int, Any]) -> tuple[int, tuple[pd.DataFrame, dict[str, Any]]]:
-    """``_run_fold`` in a forked worker, with no event listener. A fork copies the parent's
+def _run_fold_detached(job: tuple[int, int, Any]) -> tuple[int, Any]:
+    """The fold function in a forked worker, with no event listener. A fork copies the parent's
     listeners (a terminal display, the run.log writer) together with any lock one of their threads
     held at that moment, so a worker calling them could hang or draw over the parent's display;
     a fresh context has none. The parent reports each fold as its result arrives."""
     import contextvars
 
-    return contextvars.Context().run(_run_fold, job)
+    return contextvars.Context().run(_FOLD_STATE["fn"], job, _FOLD_STATE["state"])
+
+
+def run_folds(protocol: Any, table: Any, cfg: ExperimentConfig, out_dir: Path | None, fold_fn, state: dict[str, Any],
+              read_fold, neural: bool = False, **stage_data: Any) -> tuple[list[Any], int]:
+    """The fold loop of every task: for each seed of ``cfg.protocol.seeds``, the protocol's folds
+    of ``table``; a fold saved by an earlier run (its ``predictions.csv`` under
+    ``out_dir/folds/seed<k>/<fold_dir_name>``, kept by :func:`_prepare_resume`) is read back with
+    ``read_fold(folder)``, every other one is computed by ``fold_fn((index, seed, fold), state)``
+    (which saves it), serially or in forked workers (:func:`fold_workers`).
+
+    Returns the fold results in (seed, fold) order, whatever order they finished in, and how
+    many were read back. A ``folds`` stage per seed and a ``fold`` event per fold are emitted
+    here, in this process: with forked workers this is the only place that sees every fold finish.
+    """
+    workers = fold_workers(cfg, neural)
+    out: list[Any] = []
+    n_resumed = 0
+    for seed in cfg.protocol.seeds:
+        folds = protocol.folds(table, seed=seed)
+        results: dict[int, Any] = {}
+        with _FoldStage(len(folds), seed=seed, protocol=protocol.name, **stage_data) as stage:
+            todo = []
+            for i, fold in enumerate(folds):
+                fdir = _fold_dir(out_dir, seed, fold.name)
+                if fdir is not None and (fdir / "predictions.csv").exists():
+                    results[i] = read_fold(fdir)
+                    n_resumed += 1
+                    stage.fold_done(fold.name, seed, resumed=True)
+                else:
+                    todo.append((i, seed, fold))
+            for i, res in _map_folds(fold_fn, todo, state, workers):
+                results[i] = res
+                stage.fold_done(folds[i].name, seed, resumed=False)
+        out.extend(results[i] for i in range(len(folds)))
+    return out, n_resumed
 
 
 def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
@@ -323,44 +404,20 @@ def _run_experiment(cfg: ExperimentConfig, out_dir: Path | None, resume: str) ->
 
     check_trainable(usable, classes=classes)  # every class: >= 2 samples from >= 2 subjects
     protocol = get_protocol(cfg.protocol.name, **cfg.protocol.params)
-    global _FOLD_STATE
-    _FOLD_STATE = {"cfg": cfg, "feats": feats, "classes": classes, "labels": labels, "subjects": subjects,
-                   "datasets": datasets, "out_dir": out_dir}
+    state = {"cfg": cfg, "feats": feats, "classes": classes, "labels": labels, "subjects": subjects,
+             "datasets": datasets, "out_dir": out_dir}
+    results, n_resumed = run_folds(protocol, usable, cfg, out_dir, _run_fold, state, _read_fold,
+                                   neural=is_neural(cfg.model.name))
     frames: list[pd.DataFrame] = []
     selections: list[dict[str, Any]] = []
     histories: list[dict[str, Any]] = []
-    n_resumed = 0
-    try:
-        for seed in cfg.protocol.seeds:
-            folds = protocol.folds(usable, seed=seed)
-            results: dict[int, tuple[pd.DataFrame, dict[str, Any]]] = {}
-            with _FoldStage(len(folds), seed=seed, protocol=protocol.name) as stage:
-                todo = []
-                for i, fold in enumerate(folds):
-                    fdir = _fold_dir(out_dir, seed, fold.name)
-                    if fdir is not None and (fdir / "predictions.csv").exists():
-                        # identifiers stay strings (a subject "006" must not come back as the number 6)
-                        results[i] = (pd.read_csv(fdir / "predictions.csv", dtype={c: str for c in _ID_COLUMNS},
-                                                  keep_default_na=False),
-                                      json.loads((fdir / "selection.json").read_text()))
-                        n_resumed += 1
-                        stage.fold_done(fold.name, seed, resumed=True)
-                    else:
-                        todo.append((i, seed, fold))
-                # fold events are emitted here, in this process, as each result arrives: with
-                # forked workers this is the only place that sees every fold finish
-                for i, res in _map_folds(todo, cfg.protocol.workers):
-                    results[i] = res
-                    stage.fold_done(folds[i].name, seed, resumed=False)
-            for i in range(len(folds)):  # fold order, whatever order they finished in
-                frames.append(results[i][0])
-                sel = dict(results[i][1])
-                history = sel.pop("history", None)  # kept in selection.json, drawn apart, not in metrics.json
-                if history:
-                    histories.append({"fold": sel.get("fold"), "seed": sel.get("seed"), "history": history})
-                selections.append(sel)
-    finally:
-        _FOLD_STATE = {}
+    for fold_df, saved_sel in results:
+        frames.append(fold_df)
+        sel = dict(saved_sel)
+        history = sel.pop("history", None)  # kept in selection.json, drawn apart, not in metrics.json
+        if history:
+            histories.append({"fold": sel.get("fold"), "seed": sel.get("seed"), "history": history})
+        selections.append(sel)
     predictions = pd.concat(frames, ignore_index=True)
     from mekit.evaluation.report import summarise
 

@@ -52,7 +52,7 @@ def validate_config(cfg: ExperimentConfig) -> None:
     if cfg.task == "intensity":
         _intensity(cfg)
         return
-    from mekit.classical import CLASSIFIERS
+    from mekit.models.classical import CLASSIFIERS
 
     if cfg.model.name in CLASSIFIERS:
         _classical(cfg)
@@ -105,7 +105,7 @@ def _protocol(cfg: ExperimentConfig) -> None:
 
 # -- classification ------------------------------------------------------------------------------
 def _classical(cfg: ExperimentConfig) -> None:
-    from mekit.classical import check_classical_params
+    from mekit.models.classical import check_classical_params
     from mekit.features import FEATURES, INPUTS, check_extractor_params
 
     name = cfg.features.name
@@ -135,7 +135,7 @@ def _sampler(cfg: ExperimentConfig) -> None:
 
 
 def _neural(cfg: ExperimentConfig) -> None:
-    from mekit.classical import CLASSIFIERS
+    from mekit.models.classical import CLASSIFIERS
     from mekit.features import FEATURES, INPUTS, check_input_params
     from mekit.models import MODELS
 

@@ -16,7 +16,7 @@ FEATURES: Registry[str] = Registry("feature extractor")
 _E = "mekit.features.extractors"
 FEATURES.add("hoof", f"{_E}:hoof_features",
              help="magnitude-weighted histograms of onset->apex flow orientation on a grid + mean strain per cell")
-FEATURES.add("hog", f"{_E}:hog_features", help="HOG of the apex face crop (or the image)")
+FEATURES.add("hog", f"{_E}:hog_features", help="HOG of the apex face crop (or the still's aligned face crop)")
 FEATURES.add("lbp_top", f"{_E}:lbp_top_features", help="LBP on three orthogonal planes over sampled frames")
 FEATURES.add("frozen_cnn", f"{_E}:frozen_cnn_features",
              help="frozen pretrained CNN embeddings (EfficientNet-Lite0 ImageNet, or a user state dict)")

@@ -42,6 +42,7 @@ import numpy as np
 
 from mekit.errors import ConfigError
 from mekit.features.base import FeatureSet
+from mekit.features.flow_features import cell_histograms, cell_means, orientation_bins
 
 log = logging.getLogger(__name__)
 
@@ -74,29 +75,6 @@ def _mask(a: np.ndarray, rois: Mapping[str, Sequence[int]], names: Sequence[str]
     return out
 
 
-def _grid_edges(n: int, cells: int) -> np.ndarray:
-    return np.linspace(0, n, cells + 1).astype(int)
-
-
-def _cell_histograms(values: np.ndarray, weights: np.ndarray, bins: int, grid: int) -> np.ndarray:
-    """Per-cell weighted histograms of integer bin indices ``values`` [H, W]: [grid*grid, bins], per pixel."""
-    h, w = values.shape
-    ys, xs = _grid_edges(h, grid), _grid_edges(w, grid)
-    out = np.empty((grid, grid, bins), np.float64)
-    for i in range(grid):
-        for j in range(grid):
-            sl = (slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1]))
-            area = max(ys[i + 1] - ys[i], 1) * max(xs[j + 1] - xs[j], 1)
-            out[i, j] = np.bincount(values[sl].ravel(), weights=weights[sl].ravel(), minlength=bins) / area
-    return out.reshape(grid * grid, bins)
-
-
-def _cell_means(values: np.ndarray, grid: int) -> np.ndarray:
-    h, w = values.shape
-    ys, xs = _grid_edges(h, grid), _grid_edges(w, grid)
-    return np.array([values[ys[i]:ys[i + 1], xs[j]:xs[j + 1]].mean() for i in range(grid) for j in range(grid)])
-
-
 def flow_descriptor(flows: Sequence[np.ndarray], strains: Sequence[np.ndarray | None],
                     rois: Mapping[str, Sequence[int]] | None = None, grids: Sequence[int] = (5,),
                     bins: int = 8, strain_mean: bool = True, strain_bins: int = 0,
@@ -106,7 +84,8 @@ def flow_descriptor(flows: Sequence[np.ndarray], strains: Sequence[np.ndarray | 
     apex->offset) and their strain maps.
 
     Per flow field and per grid: magnitude-weighted orientation histograms (``bins`` bins over
-    360 degrees, bin 0 starting at rightward, as in :func:`~mekit.features.flow_features.hoof_descriptor`),
+    360 degrees, bin 0 starting at rightward: the HOOF cells of
+    :func:`~mekit.features.flow_features.hoof_cells`, computed in float64),
     then the mean strain of each cell (``strain_mean``) and a strain-magnitude histogram per cell
     (``strain_bins`` bins over ``[0, strain_max]``, the last bin open-ended; 0 for none); then MDMO's
     ``(rho, theta)`` per ROI when ``mdmo`` and ``rois`` are given. ``normalise``: divide every flow
@@ -131,22 +110,19 @@ def flow_descriptor(flows: Sequence[np.ndarray], strains: Sequence[np.ndarray | 
     parts: list[np.ndarray] = []
     for flow, strain in zip(flows, strains):
         f = np.asarray(flow, np.float64) * scale
-        u, v = f[..., 0], f[..., 1]
-        mag = np.hypot(u, v)
-        ang = np.mod(np.arctan2(v, u), 2 * np.pi)
-        b = np.minimum((ang / (2 * np.pi) * bins).astype(np.int64), bins - 1)
+        b, mag = orientation_bins(f, bins)
         sbin = None
         if strain is not None and strain_bins:
             s = np.asarray(strain, np.float64)
             sbin = np.minimum((s / strain_max * strain_bins).astype(np.int64), strain_bins - 1).clip(0)
         for g in grids:
             # per cell: orientation histogram, mean strain, strain histogram (hoof's cell order)
-            hist = _cell_histograms(b, mag, bins, int(g))
+            hist = cell_histograms(b, mag, bins, int(g))
             cells = [np.sqrt(hist) if sqrt else hist]
             if strain is not None and strain_mean:
-                cells.append(_cell_means(np.asarray(strain, np.float64), int(g))[:, None])
+                cells.append(cell_means(np.asarray(strain, np.float64), int(g))[:, None])
             if sbin is not None:
-                cells.append(_cell_histograms(sbin, np.ones_like(mag), strain_bins, int(g)))
+                cells.append(cell_histograms(sbin, np.ones_like(mag), strain_bins, int(g)))
             parts.append(np.concatenate(cells, axis=1).ravel())
         if mdmo and rois:
             from mekit.features.handcrafted import mdmo as mdmo_fn

@@ -1,8 +1,12 @@
 """Registered feature extractors: ``(table, preprocess: dict, progress, **params) -> FeatureSet``.
 
 Clips go through the cached preprocessing pipeline (one face alignment per clip, flow,
-sampled frames); still images (``media='image'``, e.g. CK+ crops) are read directly and
-resized, since they are already face crops. Descriptors that cost more than the
+sampled frames). Still images (``media='image'``) go through the same face stage (detect,
+landmarks, level the eye line, crop with the margin): an uncropped photograph is cropped to
+its face like a clip's frame, and a still whose loader marked it as a face crop (CK+48) gets
+detector ``'none'`` under the default ``'auto'`` (see
+:func:`mekit.preprocess.face.detector_for`). A still in which no face is found is skipped
+with the reason, never used whole. Descriptors that cost more than the
 pipeline (frozen CNN embeddings) are cached per sample under a key of every parameter.
 """
 
@@ -24,31 +28,46 @@ def _pipeline(table, preprocess: dict, progress: bool, **force: Any):
     return run(table, {**(preprocess or {}), **force}, progress=progress)
 
 
-def _read_still(path: str, size: int) -> np.ndarray:
-    import cv2
-
+def _read_still(path: str, alignment, size: int) -> np.ndarray:
+    """The aligned ``size`` x ``size`` RGB face crop of a still image."""
     from mekit.preprocess.io import read_image
 
     img = read_image(path, rgb=True)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
-    interp = cv2.INTER_AREA if size < min(img.shape[:2]) else cv2.INTER_LINEAR
-    return cv2.resize(img, (size, size), interpolation=interp)
+    return alignment.apply(img, size)
 
 
-def face_crops(table, preprocess: dict, progress: bool, which: str = "apex", size: int = 112):
-    """(ids, uint8[N, size, size, 3] RGB crops, skipped): the ``which`` crop of each clip, or the image."""
-    import cv2
-
-    ids, crops, skipped = [], [], {}
-    df = table.df
-    still = df["media"] == "image"
-    for sid, path in zip(df.loc[still, "sample_id"], df.loc[still, "path"]):
+def still_crops(table, preprocess: dict, progress: bool, size: int = 112):
+    """(ids, crops, skipped) for the still images of ``table``: each through the pipeline's face
+    stage (alignment only: no flow, no frame sampling, whatever ``preprocess`` asks of clips),
+    then cropped at ``size`` with that alignment. The alignment is cached like a clip's, so
+    a second extractor or a second run reuses it."""
+    ids, crops = [], []
+    res = _pipeline(table, preprocess, progress, pairs=[], sampling=None, magnify=None)
+    skipped = dict(res.skipped)
+    for sid, path in zip(table.df["sample_id"], table.df["path"]):
+        if sid in skipped:
+            continue
         try:
-            crops.append(_read_still(path, size))
+            crops.append(_read_still(path, res.alignment(sid), size))
             ids.append(sid)
         except Exception as e:  # noqa: BLE001 - one bad image never sinks a run
             skipped[sid] = f"unreadable image {path}: {e}"
+            log.warning("skipped %s: %s", sid, skipped[sid])
+    res.close()
+    return ids, crops, skipped
+
+
+def face_crops(table, preprocess: dict, progress: bool, which: str = "apex", size: int = 112):
+    """(ids, uint8[N, size, size, 3] RGB crops, skipped): the ``which`` crop of each clip, or the
+    aligned face crop of each still image."""
+    import cv2
+
+    df = table.df
+    still = df["media"] == "image"
+    ids, crops, skipped = still_crops(table.subset(still), preprocess, progress, size) if still.any() \
+        else ([], [], {})
     clips = table.subset(~still) if (~still).any() else None
     if clips is not None:
         res = _pipeline(clips, preprocess, progress, pairs=["onset_apex"])
@@ -91,7 +110,7 @@ def hoof_features(table, preprocess: dict, progress: bool = True, grid: int = 5,
 
 def hog_features(table, preprocess: dict, progress: bool = True, size: int = 64, which: str = "apex",
                  pixels_per_cell: int = 8, cells_per_block: int = 2, orientations: int = 9) -> FeatureSet:
-    """HOG of the greyscale face (apex crop for clips, the image itself for stills)."""
+    """HOG of the greyscale face (apex crop for clips, the aligned face crop for stills)."""
     from mekit.features.handcrafted import hog_descriptor
 
     ids, crops, skipped = face_crops(table, preprocess, progress, which, size)
@@ -211,7 +230,7 @@ def roi_flow_input(table, preprocess: dict, progress: bool = True, size: int = 2
 
 def image_input(table, preprocess: dict, progress: bool = True, size: int = 112, which: str = "apex",
                 mean: tuple = (0.0, 0.0, 0.0), std: tuple = (1.0, 1.0, 1.0)) -> FeatureSet:
-    """Face crops [N, 3, size, size] (apex crop of clips, or the image), normalised with the
+    """Face crops [N, 3, size, size] (apex crop of clips, or the still's face crop), normalised with the
     model's mean/std (input kind 'image')."""
     ids, crops, skipped = face_crops(table, preprocess, progress, which, size)
     X = crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0

@@ -129,6 +129,13 @@ class IntensitySettings:
     peak_tolerance: float = 0.1
     #: clips drawn in the report's curve figures (the first ones by id, and as many worst ones)
     plot_clips: int = 12
+    #: still images (media 'image', one rating per image): the registered feature extractor
+    #: (mekit.features.FEATURES) a classical regressor reads, and its parameters. Set here, not in
+    #: the config's features section, because an intensity run builds all of its inputs itself.
+    #: HOG by default: it reads the image's shape (the strength of an expression) and, being
+    #: normalised per block, not its brightness.
+    image_features: str = "hog"
+    image_feature_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from mekit.intensity.targets import PROFILES, SOURCES
@@ -162,6 +169,11 @@ class IntensitySettings:
         from mekit.preprocess.flow import FLOW_METHODS
 
         FLOW_METHODS.get(self.flow)
+        from mekit.features import FEATURES
+
+        if self.image_features not in FEATURES.names():  # the name only; parameters: check_config
+            raise ConfigError(f"intensity.image_features: {self.image_features!r}; expected a feature extractor "
+                              f"among {FEATURES.names()}")
 
     @property
     def per_frame(self) -> bool:

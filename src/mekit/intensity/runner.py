@@ -21,7 +21,14 @@ frame, target, pred`` plus the annotations used for scoring and the position-pri
 ``clips.csv`` (per clip: peak value and frame against the annotated apex, per-clip errors),
 ``metrics.json`` (``mae, rmse, pearson, spearman, ccc, icc, peak_within_10pct`` and more),
 ``config.resolved.yaml``, ``environment.json``, ``report.md`` and the curve PNGs under
-``curves/``.
+``curves/``; ``folds/`` keeps each finished fold for resuming.
+
+Still images (an image folder whose ``annotations.csv`` rates each image in its ``intensity``
+column, read with ``intensity.source: rating``): one value per image, no curve. A classical
+regressor (``ridge``, ``svr``, ``lightgbm``) reads the registered image features named by
+``intensity.image_features`` (HOG by default, the extractor classification uses), under the
+same subject-grouped protocols and metrics; ``predictions.csv`` and ``clips.csv`` then hold one
+row per image.
 """
 
 from __future__ import annotations
@@ -54,6 +61,10 @@ SELECTION_STATEMENT = ("Everything learned (scaling, regression penalties, early
                        "the training subjects of each fold only (inner subject-grouped CV or an inner validation "
                        "split of training subjects). Models read a clip's frames from its onset to the last "
                        "frame on disk; no apex or offset annotation of any clip reached a model's input.")
+
+STILLS_SELECTION_STATEMENT = ("Everything learned (feature scaling, regression penalties) was fitted on the "
+                              "training subjects of each fold only (inner subject-grouped CV); each image is "
+                              "scored once, by the fold that held its subject out.")
 
 CAVEAT = ("The frame folders of CASME II and of the synthetic corpus end at the annotated offset, so the "
           "last frame on disk is the offset: a model that knows a frame's position within its clip benefits "
@@ -99,6 +110,10 @@ def check_config(cfg: ExperimentConfig) -> IntensitySettings:
     if not s.per_frame and cfg.model.name == "position_prior":
         raise ConfigError("position_prior predicts a curve over the clip; it has nothing to say about a "
                           "per-clip intensity")
+    if s.image_feature_params:  # read only on still images, but a wrong key is wrong before any loading
+        from mekit.features import check_extractor_params
+
+        check_extractor_params(s.image_features, dict(s.image_feature_params), "intensity.image_feature_params")
     return s
 
 
@@ -173,10 +188,18 @@ def _classes_and_soft(table: Any, ids: list[str]) -> tuple[list[str], dict[str, 
 
 
 def run_intensity(config: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True,
-                  table: Any = None) -> IntensityResult:
+                  table: Any = None, resume: str = "auto") -> IntensityResult:
     """Run an intensity experiment end to end; with ``out_dir``, write its report folder.
 
     ``table`` (a SampleTable) replaces loading ``config.data`` (tests, notebooks).
+
+    Folds run through the fold loop classification runs use
+    (:func:`mekit.evaluation.runner.run_folds`): with an ``out_dir`` each finished fold is saved
+    under ``out_dir/folds/seed<k>/<fold>/`` (its prediction rows, model selection and, for a
+    joint model, its classification rows), so a run killed part-way resumes from its last
+    finished fold; ``resume`` is ``auto``, ``strict`` or ``off`` as for
+    :func:`mekit.evaluation.runner.run_experiment`. ``protocol.workers`` folds run at the same
+    time in forked processes, with the results of a serial run.
 
     Progress (stages ``load``, ``inputs``, ``folds``; a ``fold`` event per finished fold) is
     reported through :mod:`mekit.events` and shown by whoever listens; ``progress`` is kept for
@@ -184,18 +207,54 @@ def run_intensity(config: ExperimentConfig, out_dir: str | Path | None = None, p
     are also written to ``out_dir/run.log``.
     """
     from mekit.evaluation.report import run_log
+    from mekit.evaluation.runner import RESUME_MODES
     from mekit.evaluation.validate import validate_config
 
+    if resume not in RESUME_MODES:
+        raise ConfigError(f"resume: {resume!r}; expected one of {list(RESUME_MODES)}")
     validate_config(config)
     s = check_config(config)
     # run_log creates the report folder first: an unusable one fails now, not after the training
     with run_log(Path(out_dir) if out_dir is not None else None):
-        return _run_intensity(config, s, Path(out_dir) if out_dir is not None else None, table)
+        return _run_intensity(config, s, Path(out_dir) if out_dir is not None else None, table, resume)
 
 
-def _run_intensity(cfg: ExperimentConfig, s: IntensitySettings, out_dir: Path | None, table: Any) -> IntensityResult:
+def _is_stills(table: Any) -> bool:
+    """Whether a table holds still images (one rating each) rather than clips; a mix is refused,
+    since one model cannot read a per-image descriptor and a per-frame curve at once."""
+    media = set(table.df["media"].astype(str))
+    if "image" not in media:
+        return False
+    if media != {"image"}:
+        raise DataError("the dataset mixes still images with clips; an intensity run reads either images "
+                        "(one rating each) or clips (a curve each)", value=sorted(media),
+                        expected="media 'image' only, or clips only")
+    return True
+
+
+def check_stills(cfg: ExperimentConfig, s: IntensitySettings) -> None:
+    """What an intensity run on still images needs: a per-image target and a classical regressor."""
+    if s.per_frame:
+        raise ConfigError(f"intensity.source {s.source!r} gives a curve per frame, and still images have one "
+                          "frame; use source 'rating' (a numeric column such as annotations.csv's intensity) "
+                          "or 'facs'")
+    if cfg.model.name not in REGRESSORS or cfg.model.name == "position_prior":
+        raise ConfigError(f"model {cfg.model.name!r}: still images are rated by a classical regressor on "
+                          f"image features ({', '.join(n for n in REGRESSORS.names() if n != 'position_prior')})")
+
+
+def image_features(table: Any, cfg: ExperimentConfig, s: IntensitySettings) -> Any:
+    """The registered image features (``intensity.image_features``) of every still of ``table``: a
+    :class:`mekit.features.base.FeatureSet`, through the same extractors classification uses."""
+    from mekit.features import get_extractor
+
+    return get_extractor(s.image_features)(table, cfg.preprocess, progress=False, **s.image_feature_params)
+
+
+def _run_intensity(cfg: ExperimentConfig, s: IntensitySettings, out_dir: Path | None, table: Any,
+                   resume: str = "auto") -> IntensityResult:
     from mekit.evaluation.protocols import get_protocol
-    from mekit.evaluation.runner import _load_with_progress
+    from mekit.evaluation.runner import _load_with_progress, _prepare_resume, run_folds
 
     t0 = time.perf_counter()
     log.info("intensity run %s: model %s, target %s, protocol %s, seeds %s", cfg.name, cfg.model.name,
@@ -204,77 +263,147 @@ def _run_intensity(cfg: ExperimentConfig, s: IntensitySettings, out_dir: Path | 
         table = _load_with_progress(cfg)
     if len(table) == 0:
         raise DataError(f"dataset {cfg.data.loader} at {cfg.data.root} has no samples")
+    stills = _is_stills(table)
+    if stills:
+        check_stills(cfg, s)
     targets, skipped = clip_targets(table, s)
+    # the targets join the stamp: a rating edited in annotations.csv changes no file the table
+    # fingerprint reads, and must not leave folds fitted on the old rating in use
+    discarded = _prepare_resume(out_dir, cfg, table, resume, targets={k: targets[k] for k in sorted(targets)})
     t_load = time.perf_counter() - t0
     model_name = cfg.model.name
-    needs = _needs(model_name, s)
+    with_target = table.subset([sid for sid in table.sample_ids if sid in targets])
     # progress=False: build_clip_inputs would draw its own bar over whatever display listens here
     with events.Stage("inputs", None, model=model_name):
-        clips, sk = build_clip_inputs(table.subset([sid for sid in table.sample_ids if sid in targets]),
-                                      cfg.preprocess, s, needs, progress=False)
-    skipped.update(sk)
+        if stills:
+            inputs: Any = image_features(with_target, cfg, s)
+            skipped.update(inputs.skipped)
+            have = set(inputs.sample_ids)
+        else:
+            inputs, sk = build_clip_inputs(with_target, cfg.preprocess, s, _needs(model_name, s), progress=False)
+            skipped.update(sk)
+            have = set(inputs)
     t_inputs = time.perf_counter() - t0 - t_load
-    usable = table.subset([sid for sid in table.sample_ids if sid in clips])
+    usable = table.subset([sid for sid in table.sample_ids if sid in have])
     if len(usable) == 0:
-        raise DataError("no clip has both an intensity target and readable frames",
-                        value=dict(list(skipped.items())[:3]), expected="clips with frames and annotations")
-    df = usable.df.set_index("sample_id")
+        raise DataError(f"no {'image' if stills else 'clip'} has both an intensity target and readable "
+                        f"{'features' if stills else 'frames'}", value=dict(list(skipped.items())[:3]),
+                        expected="samples with media and annotations")
     joint = s.classification_weight > 0
     classes, soft = _classes_and_soft(usable, usable.sample_ids) if joint else ([], {})
+    state = {"cfg": cfg, "s": s, "stills": stills, "inputs": inputs, "targets": targets,
+             "df": usable.df.set_index("sample_id"), "joint": joint, "classes": classes, "soft": soft,
+             "first_seed": cfg.protocol.seeds[0], "out_dir": out_dir}
 
     protocol = get_protocol(cfg.protocol.name, **cfg.protocol.params)
-    rows: list[pd.DataFrame] = []
-    class_rows: list[dict[str, Any]] = []
-    selections: list[dict[str, Any]] = []
-    for seed in cfg.protocol.seeds:
-        folds = protocol.folds(usable, seed=seed)
-        with events.Stage("folds", len(folds), seed=seed, protocol=protocol.name, task="intensity") as stage:
-            for fold in folds:
-                tr, te = list(fold.train_ids), list(fold.test_ids)
-                tr_clips = [clips[i] for i in tr]
-                subj_tr = [str(df.at[i, "subject"]) for i in tr]
-                if s.per_frame:
-                    onset = {i: int(df.at[i, "onset"]) for i in tr}
-                    y_tr = [frame_values(targets[i], onset[i], clips[i].frames) for i in tr]
-                else:
-                    y_tr = [float(targets[i]) for i in tr]
-                sm = np.stack([soft[i] for i in tr]) if joint else None
-                model = _fit(cfg, s, model_name, tr_clips, y_tr, subj_tr, seed, sm, classes)
-                ref = (_fit(cfg, s, "position_prior", tr_clips, y_tr, subj_tr, seed)
-                       if s.per_frame and model_name != "position_prior" else None)
-                selections.append({"fold": fold.name, "seed": seed, **model.selection_})
-                for sid in te:
-                    rows.append(_test_rows(sid, df, clips[sid], targets[sid], model, model_name, ref, s,
-                                           fold.name, seed))
-                    if joint and seed == cfg.protocol.seeds[0]:
-                        p = model.predict_class(clips[sid])
-                        class_rows.append({"sample_id": sid, "true": str(df.at[sid, "label"]),
-                                           "pred": str(model.classes_[int(np.argmax(p))])})
-                stage.advance()
-                events.emit("fold", stage="folds", fold=fold.name, seed=seed, done=stage.done, total=len(folds),
-                            resumed=False)
-    predictions = pd.concat(rows, ignore_index=True)
-    metrics, clip_table = summarise(predictions, cfg, s, protocol, selections)
+    results, n_resumed = run_folds(protocol, usable, cfg, out_dir, _intensity_fold, state, _read_intensity_fold,
+                                   neural=model_name not in REGRESSORS, task="intensity")
+    predictions = pd.concat([r[0] for r in results], ignore_index=True)
+    selections = [r[1] for r in results]
+    class_rows = [r[2] for r in results if len(r[2])]
+    metrics, clip_table = summarise(predictions, cfg, s, protocol, selections, stills=stills)
     if joint and class_rows:
         from mekit.evaluation.metrics import classification_metrics
 
-        cr = pd.DataFrame(class_rows)
+        cr = pd.concat(class_rows, ignore_index=True)
         metrics["classification"] = classification_metrics(cr["true"], cr["pred"], classes)
         clip_table = clip_table.merge(cr.rename(columns={"true": "label", "pred": "pred_label"}),
                                       on="sample_id", how="left")
+    # a resumed run's times cover this call only: folds_resumed says how many folds came from disk
     metrics["timing_s"] = {"load": round(t_load, 3), "inputs": round(t_inputs, 3),
-                           "total": round(time.perf_counter() - t0, 3)}
+                           "total": round(time.perf_counter() - t0, 3), "folds_resumed": n_resumed}
     metrics["skipped"] = dict(skipped)
     from mekit.evaluation.report import excluded_counts, excluded_rows
 
     excluded = excluded_rows(table, dict(skipped), set(usable.sample_ids))
     metrics["excluded"] = excluded_counts(excluded)
+    metrics["resume"] = {"mode": resume, "folds_resumed": n_resumed, "folds_total": len(results),
+                         "discarded": discarded}
     result = IntensityResult(cfg, predictions, metrics, clip_table, None, dict(skipped), excluded)
     if out_dir is not None:
         result.out_dir = write_intensity_report(result, out_dir)
-    log.info("intensity run %s done: MAE %.3f over %d folds in %.1f s", cfg.name, metrics.get("mae", float("nan")),
-             metrics.get("n_folds", 0), metrics["timing_s"]["total"])
+    log.info("intensity run %s done: MAE %.3f over %d folds (%d resumed) in %.1f s", cfg.name,
+             metrics.get("mae", float("nan")), len(results), n_resumed, metrics["timing_s"]["total"])
     return result
+
+
+# -- one fold (the unit of work the shared fold loop runs, here or in a forked worker) ---------------------
+#: identifier columns of a saved fold, read back as strings (a subject "006" stays "006")
+_ID_COLUMNS = ("sample_id", "subject", "fold", "true", "pred_label")
+
+
+def _intensity_fold(job: tuple[int, int, Any], st: dict[str, Any]) -> tuple[int, tuple[pd.DataFrame, dict, pd.DataFrame]]:
+    """Fit one fold on its training subjects, predict every held-out sample (every frame of a
+    held-out clip), save the fold when the run has a folder and return ``(index, (rows,
+    selection, classification rows))``. Every input comes from ``st`` (built by
+    :func:`_run_intensity`); the models are seeded from the job's seed alone."""
+    from mekit.evaluation.runner import _fold_dir, save_fold_table
+
+    i, seed, fold = job
+    cfg, s, df, targets, inputs = st["cfg"], st["s"], st["df"], st["targets"], st["inputs"]
+    model_name = cfg.model.name
+    tr, te = list(fold.train_ids), list(fold.test_ids)
+    subj_tr = [str(df.at[k, "subject"]) for k in tr]
+    class_rows: list[dict[str, Any]] = []
+    if st["stills"]:
+        model = _fit_rows(cfg, model_name, inputs.take(tr), np.array([float(targets[k]) for k in tr]),
+                          np.asarray(subj_tr), seed)
+        pred = np.clip(model.predict(inputs.take(te)), 0.0, 1.0)
+        rows = [pd.DataFrame({"sample_id": te, "subject": [str(df.at[k, "subject"]) for k in te],
+                              "fold": fold.name, "seed": seed, "target": [float(targets[k]) for k in te],
+                              "pred": pred})]
+    else:
+        tr_clips = [inputs[k] for k in tr]
+        if s.per_frame:
+            y_tr = [frame_values(targets[k], int(df.at[k, "onset"]), inputs[k].frames) for k in tr]
+        else:
+            y_tr = [float(targets[k]) for k in tr]
+        sm = np.stack([st["soft"][k] for k in tr]) if st["joint"] else None
+        model = _fit(cfg, s, model_name, tr_clips, y_tr, subj_tr, seed, sm, st["classes"])
+        ref = (_fit(cfg, s, "position_prior", tr_clips, y_tr, subj_tr, seed)
+               if s.per_frame and model_name != "position_prior" else None)
+        rows = []
+        for sid in te:
+            rows.append(_test_rows(sid, df, inputs[sid], targets[sid], model, model_name, ref, s, fold.name, seed))
+            if st["joint"] and seed == st["first_seed"]:
+                p = model.predict_class(inputs[sid])
+                class_rows.append({"sample_id": sid, "true": str(df.at[sid, "label"]),
+                                   "pred": str(model.classes_[int(np.argmax(p))])})
+    # through JSON once, so a fold computed now and one read back from disk give the same metrics.json
+    sel = json.loads(json.dumps({"fold": fold.name, "seed": seed, **model.selection_}, default=_json_default))
+    fold_df = pd.concat(rows, ignore_index=True)
+    cls = pd.DataFrame(class_rows, columns=["sample_id", "true", "pred"])
+    fdir = _fold_dir(st["out_dir"], seed, fold.name)
+    if fdir is not None:
+        fdir.mkdir(parents=True, exist_ok=True)
+        (fdir / "selection.json").write_text(json.dumps(sel))
+        if len(cls):
+            cls.to_csv(fdir / "classification.csv", index=False)
+        save_fold_table(fold_df, fdir / "predictions.csv")  # last: its presence marks the fold done
+    return i, (fold_df, sel, cls)
+
+
+def _read_intensity_fold(fdir: Path) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
+    """A saved fold, exactly as :func:`_intensity_fold` returned it: identifiers as strings, every
+    float as written (pandas' default parser reads back exactly the shortest repr ``to_csv``
+    writes), so a resumed run writes the same predictions.csv (tested byte for byte)."""
+    path = fdir / "predictions.csv"
+    cols = pd.read_csv(path, nrows=0).columns
+    ids = [c for c in cols if c in _ID_COLUMNS]
+    # only numeric columns may hold missing values (an absent apex); an identifier "NA" stays "NA"
+    rows = pd.read_csv(path, dtype={c: str for c in ids}, keep_default_na=False,
+                       na_values={c: ["", "NaN", "nan"] for c in cols if c not in ids})
+    cls_path = fdir / "classification.csv"
+    cls = (pd.read_csv(cls_path, dtype=str, keep_default_na=False) if cls_path.exists()
+           else pd.DataFrame(columns=["sample_id", "true", "pred"]))
+    return rows, json.loads((fdir / "selection.json").read_text()), cls
+
+
+def _fit_rows(cfg: ExperimentConfig, model_name: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
+              seed: int) -> FrameRegressor:
+    """A classical regressor on one row per sample (still images), selection by inner
+    subject-grouped CV on the training subjects (:class:`FrameRegressor`)."""
+    return FrameRegressor(model_name, cfg.model.params, seed).fit(np.asarray(X, np.float32), y, groups)
 
 
 def _test_rows(sid: str, df: pd.DataFrame, clip: ClipInput, target: Any, model: Any, model_name: str,
@@ -297,8 +426,9 @@ def _test_rows(sid: str, df: pd.DataFrame, clip: ClipInput, target: Any, model: 
 
 # -- metrics ----------------------------------------------------------------------------------------------
 def summarise(pred: pd.DataFrame, cfg: ExperimentConfig, s: IntensitySettings, protocol: Any,
-              selections: list[dict[str, Any]]) -> tuple[dict[str, Any], pd.DataFrame]:
-    """metrics.json content and the per-clip table, from the predictions of all seeds."""
+              selections: list[dict[str, Any]], stills: bool = False) -> tuple[dict[str, Any], pd.DataFrame]:
+    """metrics.json content and the per-clip (per-image, for ``stills``) table, from the
+    predictions of all seeds."""
     from mekit.intensity.metrics import intensity_report, regression_metrics
 
     seeds = sorted(int(v) for v in pred["seed"].unique())
@@ -316,7 +446,7 @@ def summarise(pred: pd.DataFrame, cfg: ExperimentConfig, s: IntensitySettings, p
     else:
         m = regression_metrics(first["target"], first["pred"])
         m["peak_within_10pct"] = float("nan")  # no curve: per-clip targets have no peak frame
-        m["n_clips"] = int(len(first))
+        m["n_clips"] = int(len(first))  # kept for stills too (one image = one sample), with unit saying which
         m["n_subjects"] = int(first["subject"].nunique())
         per_seed = {sd: regression_metrics(pred.loc[pred["seed"] == sd, "target"],
                                            pred.loc[pred["seed"] == sd, "pred"]) for sd in seeds} \
@@ -331,13 +461,24 @@ def summarise(pred: pd.DataFrame, cfg: ExperimentConfig, s: IntensitySettings, p
               "n_subjects": int(first["subject"].nunique()), "n_folds": int(first["fold"].nunique()),
               "target": {"source": s.source, "profile": s.profile if s.source == "timing" else None,
                          "sigma": s.sigma, "per_frame": s.per_frame},
-              "method": {"model": cfg.model.name, "features": "hoof (onset->frame flow)"
-                         if cfg.model.name in REGRESSORS and cfg.model.name != "position_prior" else None,
+              "unit": "image" if stills else "clip",
+              "method": {"model": cfg.model.name, "features": _features_text(cfg, s, stills),
                          "flow": s.flow, "loss": None if cfg.model.name in REGRESSORS else s.loss,
                          "classification_weight": s.classification_weight, "smooth": s.smooth},
-              "model_selection": SELECTION_STATEMENT, "caveat": CAVEAT if s.per_frame else None,
+              "model_selection": STILLS_SELECTION_STATEMENT if stills else SELECTION_STATEMENT,
+              "caveat": CAVEAT if s.per_frame else None,
               "selection_per_fold": selections})
     return m, clips
+
+
+def _features_text(cfg: ExperimentConfig, s: IntensitySettings, stills: bool) -> str | None:
+    """What the model read, in words, for metrics.json and the report."""
+    if stills:
+        params = "".join(f", {k}={v}" for k, v in sorted(s.image_feature_params.items()))
+        return f"{s.image_features} of the image{' (' + params[2:] + ')' if params else ''}"
+    if cfg.model.name in REGRESSORS and cfg.model.name != "position_prior":
+        return "hoof (onset->frame flow)"
+    return None
 
 
 def _clip_table(first: pd.DataFrame, m: dict[str, Any]) -> pd.DataFrame:
@@ -364,7 +505,7 @@ def summary_line(result: IntensityResult) -> str:
     """One line (rich markup) of an intensity run's headline figures, for the CLI."""
     m = result.metrics
     parts = [f"[bold]{result.config.name}[/]: intensity, {m['protocol']} over {m['n_subjects']} subjects, "
-             f"{m.get('n_clips', '-')} clips"]
+             f"{m.get('n_clips', '-')} {m.get('unit', 'clip')}s"]
     figures = "  ".join(f"{k} {_fmt(m.get(k))}" for k in HEADLINE if k in m)
     ref = m.get("reference", {}).get("position_prior")
     tail = (f"  (position prior: MAE {_fmt(ref['mae'])}, Spearman {_fmt(ref['spearman'])})" if ref else "")
@@ -382,15 +523,17 @@ def _fmt(v: Any) -> str:
 
 def intensity_markdown(m: dict[str, Any], cfg: ExperimentConfig, figures: list[str]) -> str:
     t = m["target"]
+    unit = m.get("unit", "clip")  # metrics.json written before stills were supported has none
     target = t["source"] + (f" ({t['profile']} profile)" if t.get("profile") else "")
     lines = [f"# {cfg.name}", "",
              f"Task: continuous emotion intensity (0-1). Target: **{target}**"
-             + (" per frame." if t["per_frame"] else " per clip."),
+             + (" per frame." if t["per_frame"] else f" per {unit}."),
              f"Protocol: **{m['protocol_description']}**, {m['n_folds']} folds, {m['n_subjects']} subjects, "
-             f"{m.get('n_clips', '-')} clips" + (f", {m.get('n_frames')} frames." if t["per_frame"] else "."),
+             f"{m.get('n_clips', '-')} {unit}s" + (f", {m.get('n_frames')} frames." if t["per_frame"] else "."),
              f"Method: model `{m['method']['model']}`" + (f", features {m['method']['features']}"
                                                            if m["method"]["features"] else "")
-             + f", flow `{m['method']['flow']}`" + (f", loss `{m['method']['loss']}`" if m["method"]["loss"] else "")
+             + (f", flow `{m['method']['flow']}`" if unit == "clip" else "")
+             + (f", loss `{m['method']['loss']}`" if m["method"]["loss"] else "")
              + (f", joint with classification (weight {m['method']['classification_weight']})"
                 if m["method"]["classification_weight"] else "")
              + (f", curves smoothed with a Gaussian of {m['method']['smooth']} frames" if m["method"]["smooth"]
@@ -406,6 +549,8 @@ def intensity_markdown(m: dict[str, Any], cfg: ExperimentConfig, figures: list[s
         seeds = m.get("over_seeds", {}).get(k)
         cell = _fmt(m.get(k)) + (f" (seeds {seeds['mean']:.3f} ± {seeds['std']:.3f})" if seeds else "")
         lines.append(f"| {names[k]} | {cell} |" + (f" {_fmt(ref.get(k))} |" if ref else ""))
+    if not t["per_frame"]:
+        lines.append("")  # a paragraph straight after a table would be read as one more row
     if t["per_frame"]:
         pc = m["per_clip"]
         lines += ["", "Frame-level metrics pool every frame of every held-out clip (first seed).", "",
@@ -429,6 +574,14 @@ def intensity_markdown(m: dict[str, Any], cfg: ExperimentConfig, figures: list[s
     from mekit.evaluation.report import excluded_summary
 
     lines += [f"**Excluded.** {excluded_summary(m)}", ""]
+    res = m.get("resume")
+    if res:  # the wording of classification reports (mekit.evaluation.report)
+        text = f"**Resumed.** {res['folds_resumed']} of {res['folds_total']} folds were read back from an " \
+               f"earlier run with the same config, data and code." if res["folds_resumed"] else \
+               "**Resumed.** No fold was read back from an earlier run."
+        if res.get("discarded"):
+            text += f" Saved folds were discarded: {res['discarded']}."
+        lines += [text, ""]
     for f in figures:
         lines += [f"![{Path(f).stem}]({f})", ""]
     return "\n".join(lines)

@@ -1,4 +1,7 @@
-"""The one contract every neural model answers, the model registry, and weight loading.
+"""The one contract every neural model answers (the :class:`MEModel` base) and weight loading.
+
+The model registry, :func:`register_model` and :func:`build_model` are torch-free and live in
+:mod:`mekit.models`; this module re-exports them for the family modules.
 
 Contract (timm's, plus an optional intensity head):
 
@@ -22,7 +25,7 @@ Contract (timm's, plus an optional intensity head):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,56 +33,14 @@ import torch
 from torch import nn
 
 from mekit.errors import ConfigError, DataError
-from mekit.registry import Registry
+
+# The registry and the data contract need no torch, so they live in the package itself and
+# ``import mekit.models`` stays light; they are re-exported here for the family modules.
+from mekit.models import (CHANNEL_AXIS, IDENTITY_MEAN, IDENTITY_STD, IMAGE_KINDS, IMAGENET_MEAN,
+                          IMAGENET_STD, INPUT_KINDS, MODELS, build_model, check_model_options, get_data_config,
+                          register_model)
 
 log = logging.getLogger(__name__)
-
-#: input kinds a model can declare (the shape of one batch)
-INPUT_KINDS: dict[str, str] = {
-    "flow": "[B, 3, H, W] optical-flow stack (u, v, optical strain) or a rendered flow image",
-    "dual_flow": "[B, 2, H, W] horizontal and vertical flow (a [B, 3, H, W] u/v/strain stack is accepted; "
-                 "strain is dropped)",
-    "image": "[B, C, H, W] image (RGB face crop, rendered flow image)",
-    "pair": "[B, 2, C, H, W] onset and apex crops",
-    "sequence": "[B, T, C, H, W] frame sequence",
-    "clip3d": "[B, C, T, H, W] clip for 3D convolutions",
-    "roi_flow": "[B, 3, H, W] flow stack of facial regions tiled 2x2 (see mekit.models.htnet.tile_regions)",
-}
-
-#: position of the channel axis in a sample's shape (``input_size``) per input kind
-CHANNEL_AXIS = {"flow": 0, "dual_flow": 0, "image": 0, "roi_flow": 0, "pair": 1, "sequence": 1, "clip3d": 0}
-
-#: kinds a 2D backbone consumes (what siamese / cnn_lstm accept as a per-image backbone)
-IMAGE_KINDS = ("flow", "image")
-
-#: mean/std that leave a flow stack as it is: flow images are normalised by the flow stage
-IDENTITY_MEAN = (0.0, 0.0, 0.0)
-IDENTITY_STD = (1.0, 1.0, 1.0)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-MODELS: Registry[Callable[..., "MEModel"]] = Registry("model")
-
-_REQUIRED_META = ("input", "input_size", "channels", "mean", "std", "help")
-
-
-def register_model(name: str, *, input: str, input_size: Sequence[int], channels: int,
-                   mean: Sequence[float], std: Sequence[float], help: str,
-                   min_input_size: Sequence[int] | None = None, intensity: str = "clip",
-                   **extra: Any) -> Callable[[Callable[..., MEModel]], Callable[..., MEModel]]:
-    """Register a model constructor with its data contract.
-
-    ``input_size`` is the shape of one sample without the batch dimension (timm's
-    convention, extended to 4-D for pairs, sequences and clips); ``min_input_size`` the
-    smallest shape the architecture accepts (used by tests and by quick checks);
-    ``intensity`` is ``"clip"`` ([B]) or ``"frame"`` ([B, T]).
-    """
-    if input not in INPUT_KINDS:
-        raise ValueError(f"model {name!r}: input kind {input!r} is not one of {sorted(INPUT_KINDS)}")
-    meta = dict(input=input, input_size=tuple(input_size), channels=int(channels), mean=tuple(mean),
-                std=tuple(std), help=help, min_input_size=tuple(min_input_size or input_size),
-                intensity=intensity, **extra)
-    return MODELS.register(name, **meta)
 
 
 class MEModel(nn.Module):
@@ -153,73 +114,6 @@ def _expect_ndim(x: torch.Tensor, ndim: int, model: str, kind: str) -> None:
                         expected=f"a {ndim}-D tensor")
 
 
-# -- building -----------------------------------------------------------------------------
-def get_data_config(name: str) -> dict[str, Any]:
-    """The data contract registered with a model: input kind, size, channels, mean, std."""
-    meta = MODELS.meta(name)
-    return {k: meta[k] for k in ("input", "input_size", "min_input_size", "channels", "mean", "std")}
-
-
-def check_model_options(name: str, options: dict[str, Any] | None,
-                        where: str = "model.params.model_params") -> None:
-    """Refuse constructor options model ``name`` does not take (or of the wrong type), naming the
-    key, before anything is built; a backbone's options (``backbone_kwargs``) are checked
-    against the backbone they configure."""
-    from mekit.registry import check_params
-
-    options = dict(options or {})
-    reserved = {"num_classes": "set from the classes of the data",
-                "intensity_head": "added by task intensity, which trains it"}
-    check_params(MODELS.get(name), options, where, f"model {name!r}", reserved)
-    backbone = options.get("backbone")
-    if backbone is not None or options.get("backbone_kwargs"):
-        from mekit.registry import keyword_parameters
-
-        accepted, _ = keyword_parameters(MODELS.get(name))
-        if backbone is None:
-            backbone = accepted.get("backbone", (None, None))[1]
-        if isinstance(backbone, str):
-            if backbone not in MODELS:
-                raise ConfigError(f"{where}.backbone: unknown model {backbone!r}; expected one of: "
-                                  f"{', '.join(MODELS.names())}")
-            kind = MODELS.meta(backbone)["input"]
-            if kind not in IMAGE_KINDS:
-                raise ConfigError(f"{where}.backbone: {backbone!r} consumes {kind!r} input; expected a 2D model "
-                                  f"(input one of {IMAGE_KINDS})")
-            check_params(MODELS.get(backbone), options.get("backbone_kwargs") or {}, f"{where}.backbone_kwargs",
-                         f"backbone {backbone!r}", {"num_classes": "a backbone has no classifier",
-                                                    "intensity_head": "a backbone has no intensity head"})
-
-
-def build_model(name: str, num_classes: int, *, intensity_head: bool = False, **kwargs: Any) -> MEModel:
-    """Build a registered model; unknown options raise a ConfigError naming the model.
-
-    ``num_classes=0`` builds the model without a classifier (a feature extractor).
-    """
-    ctor = MODELS.get(name)
-    try:
-        model = ctor(num_classes=num_classes, **kwargs)
-    except TypeError as e:
-        raise ConfigError(f"model {name!r}: invalid options {sorted(kwargs)}: {e}") from None
-    if intensity_head:
-        model.set_intensity_head(True)
-    cfg = get_data_config(name)
-    in_chans = kwargs.get("in_chans")
-    if in_chans is not None and in_chans != cfg["channels"]:
-        # timm's convention for a changed channel count: the average statistic per channel
-        cfg["channels"] = int(in_chans)
-        for key in ("mean", "std"):
-            cfg[key] = (float(sum(cfg[key]) / len(cfg[key])),) * int(in_chans)
-        axis = CHANNEL_AXIS[cfg["input"]]
-        for key in ("input_size", "min_input_size"):
-            size = list(cfg[key])
-            size[axis] = int(in_chans)
-            cfg[key] = tuple(size)
-    model.data_config = cfg
-    model.model_name = name
-    return model
-
-
 # -- weights -------------------------------------------------------------------------------
 def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     p = Path(path)
@@ -282,3 +176,8 @@ def load_backbone_weights(model: MEModel, path: str | Path) -> MEModel:
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+__all__ = ["CHANNEL_AXIS", "IDENTITY_MEAN", "IDENTITY_STD", "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_KINDS",
+           "INPUT_KINDS", "MODELS", "MEModel", "build_model", "check_model_options", "count_parameters",
+           "get_data_config", "load_backbone_weights", "register_model"]

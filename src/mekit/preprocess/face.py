@@ -21,9 +21,17 @@ Backends (all offline):
 - ``"haar"``: OpenCV's frontal-face Haar cascade (and its eye cascade for the eye line
   when there is no mesh). Slower (tens of ms) and cruder; a fallback.
 - ``"auto"``: mediapipe, falling back to Haar.
-- ``"none"``: the frame is already a face crop (CASME II ``Cropped``, SAMM, SMIC): no
+- ``"none"``: the frame is already a face crop (CASME II ``Cropped``, CK+48): no
   detection; the crop is the whole frame, rotated to level the eye line when landmarks
   are found, and resized to a square like every other crop.
+
+Which of these a sample gets when the configuration says ``"auto"`` is decided per sample by
+:func:`detector_for`: a loader that knows its frames are face crops marks the row
+``face_cropped=True`` and ``"auto"`` then means ``"none"`` for it.
+
+A crop box that runs past the frame is filled by replicating the frame's border. It is
+measured (:meth:`FaceAlignment.outside_fraction`) and the pipeline warns above
+:data:`OUTSIDE_WARN` rather than shrinking the box to fit: see that constant for why.
 
 Coordinates follow OpenCV: pixel centres at integer coordinates. A unit-square
 coordinate ``u`` corresponds to output pixel coordinate ``u * size - 0.5``.
@@ -52,6 +60,20 @@ from mekit.errors import ConfigError, DataError
 log = logging.getLogger(__name__)
 
 DETECTORS = ("auto", "mediapipe", "haar", "none")
+
+#: Fraction of the crop's area lying outside the frame above which the pipeline warns about
+#: the sample and records it in the sample's meta. With the default margin (0.2) a face box
+#: that touches the frame's edge puts under 10 % of the crop outside (the margin strip on one
+#: side is 0.1/1.2 = 8 % of the crop), so 10 % flags boxes that truly run past the frame. On
+#: CASME II ``Cropped`` frames (faces filling the frame) detector 'auto' with the default margin
+#: put 38-55 % of the crop outside (median 48 %, onset frames of every 12th clip, 21 clips),
+#: which is why rows a loader marks as face crops get detector 'none' under 'auto'.
+#: The box is NOT shrunk or shifted to fit: the margin fixes the face's scale in the crop for
+#: every sample alike, and shrinking it only where the subject sits near the edge would make
+#: the face's size (and a shifted box its position) depend on where each person sat, a
+#: nuisance that follows the subject. The replicated border is the same in every frame of a
+#: clip, so it adds no motion; the warning says which samples carry it and how much.
+OUTSIDE_WARN = 0.10
 
 ROI_NAMES = ("left_eyebrow", "right_eyebrow", "left_eye", "right_eye", "nose", "mouth",
              "left_lip_corner", "right_lip_corner")
@@ -99,6 +121,26 @@ DEFAULT_ROIS: dict[str, tuple[float, float, float, float]] = {
 
 class NoFaceError(DataError):
     """No face was found where one was expected."""
+
+
+def detector_for(detector: str, face_cropped: Any = None) -> str:
+    """The detector one sample gets: ``"auto"`` becomes ``"none"`` for a row its loader marked
+    as a face crop (``face_cropped`` true); any other setting, or an unmarked row, is kept.
+
+    Decided per row, not per table, so a composite (MEGC 2019) or a concatenation of a cropped
+    and an uncropped corpus gets each part right. An explicit detector always wins: a user
+    who wants detection on ``Cropped`` frames asks for ``"mediapipe"`` or ``"haar"``.
+    """
+    if detector != "auto" or face_cropped is None:
+        return detector
+    try:
+        import pandas as pd
+
+        if pd.isna(face_cropped):
+            return detector
+    except (TypeError, ValueError):
+        pass
+    return "none" if bool(face_cropped) else detector
 
 
 # ---------------------------------------------------------------------------------------
@@ -169,6 +211,31 @@ class FaceAlignment:
                 scale *= 2.0
             return cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=border)
         return cv2.warpAffine(frame, m, (size, size), flags=interpolation, borderMode=border)
+
+    def source_corners(self) -> np.ndarray:
+        """The crop's corners (top-left, top-right, bottom-right, bottom-left) in frame pixels."""
+        inv = np.linalg.inv(_h(np.asarray(self.matrix)))
+        unit = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+        return _affine(inv, unit)
+
+    def outside_fraction(self, frame_shape: tuple[int, int] | None = None, grid: int = 64) -> float:
+        """Fraction of the crop's area that lies outside the frame (0 when it lies inside).
+
+        That part of the crop is replicated border, not image. Measured on a ``grid`` x
+        ``grid`` lattice of crop-pixel centres mapped back to the frame (exact to 1/grid per
+        side, and rotation is handled for free); the frame covers ``[-0.5, w - 0.5]`` x
+        ``[-0.5, h - 0.5]`` in OpenCV's pixel-centre coordinates. ``frame_shape`` (height,
+        width) defaults to the frame the alignment was fitted on; 0.0 when neither is known.
+        """
+        shape = frame_shape or self.frame_shape
+        if shape is None:
+            return 0.0
+        h, w = int(shape[0]), int(shape[1])
+        u = (np.arange(grid, dtype=np.float64) + 0.5) / grid
+        pts = np.stack(np.meshgrid(u, u), -1).reshape(-1, 2)
+        src = _affine(np.linalg.inv(_h(np.asarray(self.matrix))), pts)
+        inside = (src[:, 0] >= -0.5) & (src[:, 0] <= w - 0.5) & (src[:, 1] >= -0.5) & (src[:, 1] <= h - 0.5)
+        return float(1.0 - inside.mean())
 
     def landmarks_px(self, size: int) -> np.ndarray | None:
         """Landmarks in the pixel coordinates of a ``size`` x ``size`` crop (None without a mesh)."""

@@ -62,7 +62,10 @@ SPOT_POLICIES = ("missing", "always")
 EXTRA_SAMPLERS = ("all", "interpolate")
 TIMING_KEYS = ("read", "decode", "face", "apex", "warp", "flow", "frames", "write")
 
-_SOURCE_COLS = ("sample_id", "dataset", "media", "path", "frame_template", "onset", "apex", "offset", "fps")
+# ``face_cropped`` is an optional column a loader sets where it knows its frames are face crops
+# (CASME II ``Cropped``, small image-folder stills): detector 'auto' then means 'none' for the row
+_SOURCE_COLS = ("sample_id", "dataset", "media", "path", "frame_template", "onset", "apex", "offset", "fps",
+                "face_cropped")
 
 
 # ---------------------------------------------------------------------------------------
@@ -76,8 +79,9 @@ class PreprocessConfig:
     of any key.
     """
 
-    #: face detector: 'auto' (mediapipe, then Haar), 'mediapipe', 'haar', or 'none' (frames are
-    #: already face crops: the whole frame, eye line levelled)
+    #: face detector: 'auto' (mediapipe, then Haar; 'none' for rows a loader marked
+    #: ``face_cropped``), 'mediapipe', 'haar', or 'none' (frames are already face crops: the
+    #: whole frame, eye line levelled). Still images go through the same stage as clips.
     detector: str = "auto"
     #: widen the face box by this fraction of its side in total
     margin: float = 0.2
@@ -287,7 +291,9 @@ def stage_keys(row: Mapping[str, Any], cfg: PreprocessConfig) -> dict[str, str]:
         if cfg.pairs:
             keys["flow"] = param_key("flow", {"source": src, "media": "flow"}, STAGE_VERSIONS["flow"])
         return keys
-    keys["align"] = param_key("align", {"source": src, "detector": cfg.detector, "margin": cfg.margin,
+    # the detector this row really gets (see face.detector_for): a pre-cropped row under 'auto'
+    # shares its entries with detector 'none', and every explicit setting keeps the key it had
+    keys["align"] = param_key("align", {"source": src, "detector": _detector(row, cfg), "margin": cfg.margin,
                                         "align": cfg.align, "landmarks": cfg.landmarks},
                               STAGE_VERSIONS["align"])
     apex_ref: Any = {"annotation": row.get("apex")}
@@ -308,6 +314,12 @@ def stage_keys(row: Mapping[str, Any], cfg: PreprocessConfig) -> dict[str, str]:
             "fps": row.get("fps") if cfg.magnify else None, "reduce": cfg.decode_reduce},
             STAGE_VERSIONS["frames"])
     return keys
+
+
+def _detector(row: Mapping[str, Any], cfg: PreprocessConfig) -> str:
+    from mekit.preprocess.face import detector_for
+
+    return detector_for(cfg.detector, row.get("face_cropped"))
 
 
 def _final_stages(keys: Mapping[str, str]) -> list[str]:
@@ -348,14 +360,15 @@ def _init_worker() -> None:
     _STATE.clear()
 
 
-def _aligner(cfg: PreprocessConfig) -> Any:
-    key = (cfg.detector, cfg.margin, cfg.align, cfg.landmarks)
+def _aligner(cfg: PreprocessConfig, detector: str | None = None) -> Any:
+    detector = cfg.detector if detector is None else detector
+    key = (detector, cfg.margin, cfg.align, cfg.landmarks)
     if _STATE.get("aligner_key") != key:
         from mekit.preprocess.face import FaceAligner
 
         if _STATE.get("aligner") is not None:
             _STATE["aligner"].close()
-        _STATE["aligner"] = FaceAligner(detector=cfg.detector, margin=cfg.margin, align=cfg.align,
+        _STATE["aligner"] = FaceAligner(detector=detector, margin=cfg.margin, align=cfg.align,
                                         landmarks=cfg.landmarks)
         _STATE["aligner_key"] = key
     return _STATE["aligner"]
@@ -485,7 +498,7 @@ def _fit(clip: _Clip, cfg: PreprocessConfig, onset: int, offset: int) -> tuple[A
     """
     from mekit.preprocess.face import NoFaceError
 
-    aligner = _aligner(cfg)
+    aligner = _aligner(cfg, _detector(clip.row, cfg))
     tried: list[str] = []
     candidates = [onset]
     if offset > onset:
@@ -568,7 +581,8 @@ def _run_clip(row: dict[str, Any], cfg: PreprocessConfig, keys: dict[str, str], 
               {"alignment": alignment.to_dict(), "fit_frame": fit_frame})
         computed.append("align")
     base = {"media": row["media"], "onset": onset, "offset": offset, "apex_annotated": apex_ann,
-            "fit_frame": fit_frame, "face_source": alignment.source}
+            "fit_frame": fit_frame, "face_source": alignment.source,
+            "crop_outside": round(alignment.outside_fraction(), 4)}
     if not any(missing.values()):  # only the alignment was asked for (or the rest is cached)
         return {**base, "apex": apex_ann, "apex_spotted": None, "computed": computed}
 
@@ -809,6 +823,18 @@ class PreprocessResult:
             out["rois"] = al.rois(cfg.size)
         return out
 
+    def alignment(self, sample_id: str) -> Any:
+        """The sample's :class:`~mekit.preprocess.face.FaceAlignment` (from its cache entry), e.g.
+        to crop a still image at any size with ``alignment.apply(image, size)``."""
+        from mekit.preprocess.face import FaceAlignment
+
+        if sample_id in self.skipped:
+            raise KeyError(f"{sample_id} was skipped: {self.skipped[sample_id]}")
+        if "align" not in self._keys.get(sample_id, {}):
+            raise KeyError(f"{sample_id} has no face alignment (a flow image, or not in this result)")
+        _, meta = self._entry("align", sample_id)
+        return FaceAlignment.from_dict(meta["alignment"])
+
     def _flow_stacks(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], out: dict[str, Any]) -> None:
         from mekit.preprocess.flow import flow_stack
 
@@ -917,6 +943,8 @@ def preprocess(table: Any, config: PreprocessConfig | Mapping[str, Any] | None =
                 break
             info = info or {kk: v for kk, v in hit[1].items()
                             if kk not in ("stage", "key", "sample_id", "roi_names", "alignment")}
+        if info is not None and k and "align" in k and "crop_outside" not in info:
+            info = _with_crop_outside(cache, k["align"], sid, info)
         if info is not None and k:
             if row["media"] not in ("image", "flow"):
                 # an entry made from a spotted apex does not depend on the annotation: report today's
@@ -929,6 +957,7 @@ def preprocess(table: Any, config: PreprocessConfig | Mapping[str, Any] | None =
     if todo:
         _check_writable(cache.root)
         _run(todo, cfg, keys, cache, meta, skipped, timings)
+    _warn_outside(meta, order)
     timings["total"] = time.perf_counter() - t_start
     result = PreprocessResult(cfg, cache, keys, meta, skipped, timings, order)
     if tmpdir is not None:
@@ -936,6 +965,45 @@ def preprocess(table: Any, config: PreprocessConfig | Mapping[str, Any] | None =
     log.info("preprocessed %d clips (%d computed, %d cached, %d skipped) in %.1f s",
              len(order), result.n_computed, result.n_cached, len(skipped), timings["total"])
     return result
+
+
+def _with_crop_outside(cache: Cache, align_key: str, sid: str, info: dict[str, Any]) -> dict[str, Any] | None:
+    """``info`` plus the crop's outside fraction, from the alignment entry (entries written before
+    the fraction was recorded lack it; the alignment itself holds all it takes). None when the
+    alignment entry is gone, so the clip is recomputed."""
+    from mekit.preprocess.face import FaceAlignment
+
+    hit = cache.load("align", align_key, sid)
+    if hit is None:
+        return None
+    al = FaceAlignment.from_dict(hit[1]["alignment"])
+    return {**info, "crop_outside": round(al.outside_fraction(), 4)}
+
+
+#: samples named one by one in the past-the-border warning; the rest are counted
+_OUTSIDE_NAMED = 10
+
+
+def _warn_outside(meta: dict[str, dict[str, Any]], order: list[str]) -> None:
+    """Warn about every sample whose crop runs past its frame by more than face.OUTSIDE_WARN
+    (cached ones too: their crops still carry the replicated border), and record it in the
+    sample's meta under ``warnings``."""
+    from mekit.preprocess.face import OUTSIDE_WARN
+
+    over = [s for s in order if s in meta and (meta[s].get("crop_outside") or 0.0) > OUTSIDE_WARN]
+    for i, sid in enumerate(over):
+        frac = float(meta[sid]["crop_outside"])
+        msg = (f"face crop runs past the frame: {frac:.0%} of the crop is replicated border "
+               f"(over {OUTSIDE_WARN:.0%}; detector {meta[sid].get('face_source')!r})")
+        warns = meta[sid].setdefault("warnings", [])
+        if msg not in warns:
+            warns.append(msg)
+        if i < _OUTSIDE_NAMED:
+            log.warning("sample %s: %s; lower preprocess.margin, or use detector 'none' if the frames are "
+                        "already face crops", sid, msg)
+    if len(over) > _OUTSIDE_NAMED:
+        log.warning("%d more samples have a face crop more than %.0f%% outside the frame (see "
+                    "result.meta[sample_id]['crop_outside'])", len(over) - _OUTSIDE_NAMED, OUTSIDE_WARN * 100)
 
 
 def _check_writable(root: Path) -> None:

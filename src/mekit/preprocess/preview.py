@@ -96,10 +96,16 @@ def preview(table: Any, config: Any = None, sample_ids: Iterable[str] | None = N
             raise DataError(f"sample(s) not in the dataset: {unknown[:5]}",
                             expected=f"ids such as {table.sample_ids[:3]}")
     result = preprocess(table.subset(ids), cfg, progress=progress)
+    from mekit.preprocess.face import OUTSIDE_WARN
+
     out = Path(out_dir)
     paths = []
     for sid in result.sample_ids:
-        paths.append(render_preview(result[sid], out / preview_filename(sid), title=sid))
+        # a crop past the frame is named on the figure too (the pipeline has logged it), so the
+        # replicated border seen in the crops is not mistaken for the face's surroundings
+        outside = float(result.meta[sid].get("crop_outside") or 0.0)
+        title = sid if outside <= OUTSIDE_WARN else f"{sid} - {outside:.0%} of the crop is replicated border"
+        paths.append(render_preview(result[sid], out / preview_filename(sid), title=title))
     for sid, why in result.skipped.items():
         log.warning("no preview for %s: %s", sid, why)
     result.close()
