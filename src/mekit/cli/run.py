@@ -11,7 +11,7 @@ from mekit.cli.main import app
 
 _RESUME_HELP = ("reuse folds saved in the report folder by an earlier run: auto (only when config, data and "
                 "mekit code are the same; otherwise start over), strict (stop if they differ), off (always start "
-                "over). Intensity runs always start over.")
+                "over).")
 
 
 _DEVICE_HELP = "where neural models train: auto, cpu, cuda, cuda:N or mps (sets compute.device)"
@@ -39,8 +39,9 @@ def _run(config: Path | None, overrides: list[str] | None, out: Path | None, def
         from mekit.intensity.runner import run_intensity, summary_line
 
         with show_progress():
-            ires = run_intensity(cfg, out_dir)
+            ires = run_intensity(cfg, out_dir, resume=resume)
         con = Console()
+        _show_resume(con, ires.metrics["resume"], out_dir)
         con.print(summary_line(ires))
         _show_excluded(con, ires.metrics, out_dir)
         con.print(f"report: {out_dir / 'report.md'}  (log: {out_dir / 'run.log'})")
@@ -49,18 +50,21 @@ def _run(config: Path | None, overrides: list[str] | None, out: Path | None, def
         res = run_experiment(cfg, out_dir, resume=resume)
     m = res.metrics
     con = Console()
-    r = m["resume"]
-    if r["discarded"]:
-        con.print(f"[yellow]saved folds in {out_dir / 'folds'} were discarded: {r['discarded']}[/]", soft_wrap=True)
-    if r["folds_resumed"]:
-        con.print(f"[yellow]resumed:[/] {r['folds_resumed']} of {r['folds_total']} folds read back from "
-                  f"{out_dir / 'folds'} (same config, data and code)", soft_wrap=True)
+    _show_resume(con, m["resume"], out_dir)
     _show_excluded(con, m, out_dir)
     leaky = "  [bold red](LEAKY protocol)[/]" if m["leaky"] else ""
     con.print(f"[bold]{cfg.name}[/]: {m['protocol']} over {m['n_subjects']} subjects, {m['n_samples']} samples{leaky}")
     con.print(f"UF1 {m['uf1']:.3f}  UAR {m['uar']:.3f}  accuracy {m['accuracy']:.3f}  "
               f"weighted F1 {m['weighted_f1']:.3f}  ({m['timing_s']['total']:.1f} s)")
     con.print(f"report: {out_dir / 'report.md'}  (log: {out_dir / 'run.log'})")
+
+
+def _show_resume(con, r: dict, out_dir: Path) -> None:
+    if r.get("discarded"):
+        con.print(f"[yellow]saved folds in {out_dir / 'folds'} were discarded: {r['discarded']}[/]", soft_wrap=True)
+    if r.get("folds_resumed"):
+        con.print(f"[yellow]resumed:[/] {r['folds_resumed']} of {r['folds_total']} folds read back from "
+                  f"{out_dir / 'folds'} (same config, data and code)", soft_wrap=True)
 
 
 def _show_excluded(con, m: dict, out_dir: Path) -> None:

@@ -332,7 +332,8 @@ def _run_intensity(cfg: ExperimentConfig, s: IntensitySettings, out_dir: Path | 
 _ID_COLUMNS = ("sample_id", "subject", "fold", "true", "pred_label")
 
 
-def _intensity_fold(job: tuple[int, int, Any], st: dict[str, Any]) -> tuple[int, tuple[pd.DataFrame, dict, pd.DataFrame]]:
+def _intensity_fold(job: tuple[int, int, Any],
+                    st: dict[str, Any]) -> tuple[int, tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]]:
     """Fit one fold on its training subjects, predict every held-out sample (every frame of a
     held-out clip), save the fold when the run has a folder and return ``(index, (rows,
     selection, classification rows))``. Every input comes from ``st`` (built by
