@@ -55,3 +55,19 @@ def cli_error_line(args: list, monkeypatch, capsys) -> str:
     assert e.value.code == 2, err
     assert len(err.splitlines()) == 1 and err.startswith("error:") and "Traceback" not in err, err
     return err
+
+
+def nested_config(base: dict, **over):
+    """``load_config`` of a nested dict ``base`` with dotted overrides (``a.b=value``)."""
+    import json
+
+    from mekit.config import load_config
+
+    raw = json.loads(json.dumps(base))
+    for key, value in over.items():
+        cur = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            cur = cur.setdefault(part, {})
+        cur[parts[-1]] = value
+    return load_config(None, raw)

@@ -9,7 +9,6 @@ import json
 import pytest
 
 import mekit.intensity.runner as irunner
-from mekit.config import load_config
 from mekit.data import load_dataset
 from mekit.intensity.runner import run_intensity
 
@@ -27,14 +26,9 @@ BASE = {
 
 
 def _cfg(**over):
-    raw = json.loads(json.dumps(BASE))
-    for key, value in over.items():
-        cur = raw
-        parts = key.split(".")
-        for p in parts[:-1]:
-            cur = cur.setdefault(p, {})
-        cur[parts[-1]] = value
-    return load_config(None, raw)
+    from conftest import nested_config
+
+    return nested_config(BASE, **over)
 
 
 class FitCounter:

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mekit.config import load_config
 from mekit.data import load_dataset
 from mekit.errors import ConfigError
 from mekit.intensity.models import IntensitySettings, build_clip_inputs, input_table
@@ -28,14 +27,9 @@ BASE = {
 
 
 def _cfg(**over):
-    raw = json.loads(json.dumps(BASE))
-    for key, value in over.items():
-        cur = raw
-        parts = key.split(".")
-        for p in parts[:-1]:
-            cur = cur.setdefault(p, {})
-        cur[parts[-1]] = value
-    return load_config(None, raw)
+    from conftest import nested_config
+
+    return nested_config(BASE, **over)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mekit.config import load_config
 from mekit.errors import ConfigError
 from mekit.intensity.runner import run_intensity
 
@@ -60,13 +59,9 @@ def _cfg(root: Path, **over):
            "intensity": {"source": "rating", "scale": [1, 5], "image_features": "hog",
                          "image_feature_params": {"size": 64}},
            "protocol": {"name": "loso"}}
-    for key, value in over.items():
-        cur = raw
-        parts = key.split(".")
-        for p in parts[:-1]:
-            cur = cur.setdefault(p, {})
-        cur[parts[-1]] = value
-    return load_config(None, raw)
+    from conftest import nested_config
+
+    return nested_config(raw, **over)
 
 
 def test_ridge_on_hog_rates_held_out_subjects(stills_root, tmp_path):

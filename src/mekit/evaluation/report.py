@@ -220,15 +220,20 @@ def markdown(m: dict, cfg) -> str:
                       "with the inner-validation macro F1 where folds had one; the numbers are in "
                       "learning_curves.csv.", "", "![learning curves](learning_curves.png)", ""]
     lines += [f"**Excluded.** {excluded_summary(m)}", ""]
-    res = m.get("resume")
-    if res:
-        text = f"**Resumed.** {res['folds_resumed']} of {res['folds_total']} folds were read back from an " \
-               f"earlier run with the same config, data and code." if res["folds_resumed"] else \
-               "**Resumed.** No fold was read back from an earlier run."
-        if res.get("discarded"):
-            text += f" Saved folds were discarded: {res['discarded']}."
-        lines += [text, ""]
+    if m.get("resume"):
+        lines += [resume_paragraph(m["resume"]), ""]
     return "\n".join(lines)
+
+
+def resume_paragraph(res: dict) -> str:
+    """The report's "Resumed." line: how many folds came from an earlier run, and why saved
+    folds were discarded (every task's report uses it)."""
+    text = (f"**Resumed.** {res['folds_resumed']} of {res['folds_total']} folds were read back from an "
+            f"earlier run with the same config, data and code." if res["folds_resumed"] else
+            "**Resumed.** No fold was read back from an earlier run.")
+    if res.get("discarded"):
+        text += f" Saved folds were discarded: {res['discarded']}."
+    return text
 
 
 def excluded_rows(table, skipped: dict[str, str], usable_ids: set[str]) -> list[dict[str, str]]:

@@ -572,17 +572,11 @@ def intensity_markdown(m: dict[str, Any], cfg: ExperimentConfig, figures: list[s
                       f"accuracy {_fmt(c.get('accuracy'))}.", ""]
         lines += [f"**Caveat.** {m['caveat']}", ""]
     lines += [f"**Model selection.** {m['model_selection']}", ""]
-    from mekit.evaluation.report import excluded_summary
+    from mekit.evaluation.report import excluded_summary, resume_paragraph
 
     lines += [f"**Excluded.** {excluded_summary(m)}", ""]
-    res = m.get("resume")
-    if res:  # the wording of classification reports (mekit.evaluation.report)
-        text = f"**Resumed.** {res['folds_resumed']} of {res['folds_total']} folds were read back from an " \
-               f"earlier run with the same config, data and code." if res["folds_resumed"] else \
-               "**Resumed.** No fold was read back from an earlier run."
-        if res.get("discarded"):
-            text += f" Saved folds were discarded: {res['discarded']}."
-        lines += [text, ""]
+    if m.get("resume"):
+        lines += [resume_paragraph(m["resume"]), ""]
     for f in figures:
         lines += [f"![{Path(f).stem}]({f})", ""]
     return "\n".join(lines)
