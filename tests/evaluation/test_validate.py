@@ -229,3 +229,14 @@ def test_every_neural_model_has_a_closed_signature():
     from mekit.models import MODELS
 
     assert [n for n in MODELS.names() if not _closed(MODELS.get(n))] == []
+
+
+def test_resolved_config_fills_the_defaults_of_free_sections():
+    from mekit.evaluation.validate import resolved_config
+
+    d = resolved_config(load_config(None, {"model.name": "ststnet", "model.params": {"epochs": 3},
+                                           "features.name": "flow", "features.params": {}}))
+    assert d["preprocess"]["margin"] == 0.2 and "flow" in d["preprocess"]
+    assert d["model"]["params"]["epochs"] == 3 and "batch_size" in d["model"]["params"]
+    d = resolved_config(load_config(None, {"features.params": {"grid": 3}}))
+    assert d["features"]["params"]["grid"] == 3 and d["features"]["params"]["bins"] == 8

@@ -18,6 +18,9 @@ def show(config: Path = typer.Argument(..., help="experiment YAML"),
          ) -> None:
     """Print CONFIG with the overrides applied and every default filled in, after the same checks a run
     makes: what `mekit run` would actually use."""
-    from mekit.cli.common import load_experiment
+    import yaml
 
-    typer.echo(load_experiment(config, overrides).to_yaml(), nl=False)
+    from mekit.cli.common import load_experiment
+    from mekit.evaluation.validate import resolved_config
+
+    typer.echo(yaml.safe_dump(resolved_config(load_experiment(config, overrides)), sort_keys=False), nl=False)

@@ -234,3 +234,43 @@ def _intensity(cfg: ExperimentConfig) -> None:
                           "misalign the per-frame targets)")
     _train_params(cfg.model.name, params)
     _compute(cfg)
+
+
+def resolved_config(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The config as plain data with the defaults of its free-form sections filled in: every
+    preprocessing setting, every keyword the feature extractor (or input builder) takes, the
+    neural training settings, the intensity settings. What ``mekit config show`` prints; the
+    config is validated first, so every value shown is one a run accepts."""
+    import inspect
+
+    validate_config(cfg)
+    d = cfg.to_dict()
+    from mekit.preprocess.pipeline import PreprocessConfig
+
+    d["preprocess"] = PreprocessConfig.from_dict(cfg.preprocess).to_dict()
+    from mekit.engine.factory import input_name, is_neural
+
+    neural = is_neural(cfg.model.name)
+    if cfg.task == "classification":
+        from mekit.features import get_extractor, get_input_builder
+
+        name = input_name(cfg)
+        fn = get_input_builder(name) if neural else get_extractor(name)
+        skip = {"table", "preprocess", "progress"}
+        defaults = {p.name: p.default for p in inspect.signature(fn).parameters.values()
+                    if p.name not in skip and p.default is not inspect.Parameter.empty
+                    and p.kind is not p.VAR_KEYWORD}
+        d["features"] = {"name": name, "params": {**defaults, **dict(cfg.features.params)}}
+    if neural:
+        import dataclasses
+
+        from mekit.engine.trainer import TrainConfig
+
+        train = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                 if f.default is not dataclasses.MISSING}
+        d["model"]["params"] = {**train, **dict(cfg.model.params)}
+    if cfg.task == "intensity":
+        from mekit.intensity.models import IntensitySettings
+
+        d["intensity"] = IntensitySettings.from_config(cfg.intensity).to_dict()
+    return d
