@@ -71,3 +71,15 @@ def nested_config(base: dict, **over):
             cur = cur.setdefault(part, {})
         cur[parts[-1]] = value
     return load_config(None, raw)
+
+
+#: the tiny synthetic corpus and per-frame intensity config the intensity tests share
+TINY_INTENSITY_CORPUS = dict(n_subjects=4, clips_per_subject=3, size=64, frames=(20, 28))
+TINY_INTENSITY = {
+    "name": "tiny_intensity", "task": "intensity",
+    "data": {"loader": "synthetic", "options": TINY_INTENSITY_CORPUS},
+    "preprocess": {"detector": "none", "landmarks": False, "workers": 1},
+    "model": {"name": "ridge"},
+    "intensity": {"source": "synthetic", "frame_size": 48, "grid": 4, "bins": 8, "plot_clips": 2},
+    "protocol": {"name": "loso"},
+}

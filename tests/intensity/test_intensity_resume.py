@@ -12,17 +12,9 @@ import mekit.intensity.runner as irunner
 from mekit.data import load_dataset
 from mekit.intensity.runner import run_intensity
 
-CORPUS = dict(n_subjects=4, clips_per_subject=3, size=64, frames=(20, 28))
+from conftest import TINY_INTENSITY, TINY_INTENSITY_CORPUS as CORPUS  # noqa: E402
 
-BASE = {
-    "name": "tiny_intensity", "task": "intensity",
-    "data": {"loader": "synthetic", "options": CORPUS},
-    "preprocess": {"detector": "none", "landmarks": False, "workers": 1},
-    "model": {"name": "ridge"},
-    "intensity": {"source": "synthetic", "frame_size": 48, "grid": 4, "bins": 8, "plot_clips": 2},
-    "protocol": {"name": "loso"},
-    "output": {"plots": False},
-}
+BASE = {**TINY_INTENSITY, "output": {"plots": False}}
 
 
 def _cfg(**over):

@@ -14,16 +14,8 @@ from mekit.intensity.models import IntensitySettings, build_clip_inputs, input_t
 from mekit.intensity.runner import HEADLINE, fit_intensity_bundle, predict_curves, run_intensity
 from mekit.intensity.targets import timing_curve
 
-CORPUS = dict(n_subjects=4, clips_per_subject=3, size=64, frames=(20, 28))
-
-BASE = {
-    "name": "tiny_intensity", "task": "intensity",
-    "data": {"loader": "synthetic", "options": CORPUS},
-    "preprocess": {"detector": "none", "landmarks": False, "workers": 1},
-    "model": {"name": "ridge"},
-    "intensity": {"source": "synthetic", "frame_size": 48, "grid": 4, "bins": 8, "plot_clips": 2},
-    "protocol": {"name": "loso"},
-}
+from conftest import TINY_INTENSITY as BASE  # noqa: E402
+from conftest import TINY_INTENSITY_CORPUS as CORPUS  # noqa: E402
 
 
 def _cfg(**over):
