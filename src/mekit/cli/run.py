@@ -44,7 +44,7 @@ def _run(config: Path | None, overrides: list[str] | None, out: Path | None, def
         _show_resume(con, ires.metrics["resume"], out_dir)
         con.print(summary_line(ires))
         _show_excluded(con, ires.metrics, out_dir)
-        con.print(f"report: {out_dir / 'report.md'}  (log: {out_dir / 'run.log'})")
+        con.print(f"report: {out_dir / 'report.md'}  (log: {out_dir / 'run.log'})", soft_wrap=True)
         return
     with show_progress():
         res = run_experiment(cfg, out_dir, resume=resume)
@@ -56,7 +56,7 @@ def _run(config: Path | None, overrides: list[str] | None, out: Path | None, def
     con.print(f"[bold]{cfg.name}[/]: {m['protocol']} over {m['n_subjects']} subjects, {m['n_samples']} samples{leaky}")
     con.print(f"UF1 {m['uf1']:.3f}  UAR {m['uar']:.3f}  accuracy {m['accuracy']:.3f}  "
               f"weighted F1 {m['weighted_f1']:.3f}  ({m['timing_s']['total']:.1f} s)")
-    con.print(f"report: {out_dir / 'report.md'}  (log: {out_dir / 'run.log'})")
+    con.print(f"report: {out_dir / 'report.md'}  (log: {out_dir / 'run.log'})", soft_wrap=True)
 
 
 def _show_resume(con, r: dict, out_dir: Path) -> None:
