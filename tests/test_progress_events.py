@@ -107,7 +107,9 @@ def test_run_log_holds_the_log_and_the_events_and_is_detached_after_the_run(neur
     log = (out / "run.log").read_text()
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO", log)
     assert "run tiny_ststnet: model ststnet, inputs flow" in log and "fold 2/2" in log and "folds done 2/2" in log
-    assert log.count("epoch 1/2 loss") == 2 and log.count("epoch 2/2 loss") == 2
+    # one line per epoch of each fold, naming the fold it belongs to
+    for n in (1, 2):
+        assert len(re.findall(rf"epoch {n}/2 fold \S+ loss", log)) == 2
     assert mekit_file_handlers() == []
 
 
@@ -121,6 +123,44 @@ def test_a_classical_run_with_fold_workers_reports_every_fold(tmp_path):
     _, again = in_thread(runner.run_experiment, cfg, tmp_path / "run", progress=False)
     assert [e["resumed"] for e in again if e.kind == "fold"] == [True] * 4
     assert (tmp_path / "run" / "run.log").read_text().count("read back from an earlier run") == 4
+
+
+def test_a_neural_run_with_fold_workers_reports_the_epochs_of_every_fold(neural_run, tmp_path):
+    cfg = load_config(None, {**NEURAL, "protocol.workers": 2})
+    res, got = in_thread(runner.run_experiment, cfg, tmp_path / "run", progress=False)
+    folds = [e for e in got if e.kind == "fold"]
+    names = set(res.predictions["fold"])
+    assert {e["fold"] for e in folds} == names and len(folds) == 2
+    epochs = [e for e in got if e.kind == "epoch"]
+    # the workers' epochs reach the listener in the run's thread, each tagged with its fold and seed
+    assert {e["fold"] for e in epochs} == names and all(e["seed"] == 0 and e["loss"] > 0 for e in epochs)
+    for name in names:
+        mine = [e for e in epochs if e["fold"] == name]
+        assert [(e["epoch"], e["epochs"]) for e in mine] == [(1, 2), (2, 2)]
+        # a fold's epochs arrive before the parent reports the fold
+        done = next(i for i, e in enumerate(got) if e.kind == "fold" and e["fold"] == name)
+        assert all(got.index(e) < done for e in mine)
+    # the same events as the serial run, apart from their order, and the same predictions
+    serial = [e for e in neural_run[1] if e.kind == "epoch"]
+    assert all(e["fold"] in names and e["seed"] == 0 for e in serial)
+    key = lambda e: (e["fold"], e["epoch"])  # noqa: E731
+    assert sorted(map(key, epochs)) == sorted(map(key, serial))
+    assert res.predictions.equals(neural_run[0].predictions)
+
+
+def test_fold_workers_send_nothing_back_without_a_listener(monkeypatch, tmp_path):
+    seen: list = []
+    real = runner._map_folds
+
+    def spy(fold_fn, jobs, state, workers):
+        gen = real(fold_fn, jobs, state, workers)
+        for res in gen:
+            seen.append(runner._FOLD_STATE.get("queue", "unset"))
+            yield res
+
+    monkeypatch.setattr(runner, "_map_folds", spy)
+    runner.run_experiment(load_config(None, {**CLASSICAL, "protocol.workers": 2}), None, progress=False)
+    assert seen and all(q is None for q in seen)
 
 
 def test_run_log_is_detached_and_says_why_when_a_run_fails(tmp_path, monkeypatch):

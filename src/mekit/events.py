@@ -23,9 +23,14 @@ Listeners are held in a :class:`contextvars.ContextVar`, so they belong to the t
 asyncio task) that registered them and two runs in two threads of one process (a GUI) never see
 each other's events. With no listener, :func:`emit` costs one context-variable lookup. A
 listener that raises is logged and removed for the rest of that ``listen`` block; it never stops
-the work it watches. Events raised inside forked fold workers stay in those processes; the
-parent emits a ``fold`` event when each fold's result arrives, so a listener always sees every
-fold finish whatever the number of workers.
+the work it watches.
+
+Events emitted while one fold is computed carry that fold's ``fold`` and ``seed`` (see
+:func:`fields`), so the ``epoch`` events of several folds can be told apart. Folds computed in
+forked worker processes send their events back to the process that runs the folds, which emits
+them to its own listeners as the folds run: a listener sees the same events whatever the number of
+workers, only interleaved differently. The parent also emits a ``fold`` event when each fold's
+result arrives, after that fold's own events.
 """
 
 from __future__ import annotations
@@ -59,16 +64,23 @@ class Event:
 
 Listener = Callable[[Event], None]
 _LISTENERS: contextvars.ContextVar[tuple[Listener, ...]] = contextvars.ContextVar("mekit_listeners", default=())
+_FIELDS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("mekit_event_fields", default={})
 
 
 def emit(kind: str, **data: Any) -> None:
     """Send one event to every listener of the current context (nothing happens without one)."""
-    listeners = _LISTENERS.get()
-    if not listeners:
+    if not _LISTENERS.get():
         return
     if kind not in KINDS:
         raise ValueError(f"unknown event kind {kind!r}; expected one of {KINDS}")
-    ev = Event(kind, data)
+    extra = _FIELDS.get()
+    deliver(Event(kind, {**extra, **data} if extra else data))
+
+
+def deliver(ev: Event) -> None:
+    """Send an event built elsewhere (one a fold worker process sent back) to every listener of
+    the current context, as it is: its fields and its time are kept."""
+    listeners = _LISTENERS.get()
     for fn in listeners:
         try:
             fn(ev)
@@ -90,6 +102,17 @@ def listen(listener: Listener) -> Iterator[Listener]:
         yield listener
     finally:
         _LISTENERS.reset(token)
+
+
+@contextlib.contextmanager
+def fields(**data: Any) -> Iterator[None]:
+    """Add ``data`` to every event emitted in this context until the block ends (an event's own
+    fields win): the fold loop tags what a fold emits with its ``fold`` and ``seed``."""
+    token = _FIELDS.set({**_FIELDS.get(), **data})
+    try:
+        yield
+    finally:
+        _FIELDS.reset(token)
 
 
 class Stage:
@@ -118,4 +141,4 @@ class Stage:
              seconds=round(time.perf_counter() - self.t0, 3), ok=exc[0] is None, **self.data)
 
 
-__all__ = ["Event", "KINDS", "Stage", "active", "emit", "listen"]
+__all__ = ["Event", "KINDS", "Stage", "active", "deliver", "emit", "fields", "listen"]

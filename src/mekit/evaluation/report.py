@@ -339,7 +339,7 @@ def run_log(out_dir: Path | None) -> Iterator[Path | None]:
     when the block ends, normally or not. A resumed run appends to the same file.
 
     Forked fold workers inherit the file handler, so their log records reach run.log too; their
-    events do not (they are reported by the parent as each fold finishes)."""
+    events are forwarded to the parent (tagged with fold and seed), which writes them here."""
     if out_dir is None:
         yield None
         return

@@ -8,6 +8,7 @@ inner subject-grouped CV on the training subjects. The held-out fold is only pre
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -280,31 +281,68 @@ def fold_workers(cfg: ExperimentConfig, neural: bool) -> int:
 def _map_folds(fold_fn, jobs: list[tuple[int, int, Any]], state: dict[str, Any], workers: int):
     """Yield ``fold_fn(job, state)`` for every job, in this process or in ``workers`` forked
     processes (in the order they finish). ``fold_fn`` returns ``(index, result)`` and must seed
-    whatever it fits from the job's seed alone, so where a fold runs never changes its result."""
+    whatever it fits from the job's seed alone, so where a fold runs never changes its result.
+
+    The events a fold emits carry its ``fold`` and ``seed``. Forked workers send theirs back
+    through a pipe (only when this context has listeners); they are emitted here, in the calling
+    thread and context, while the folds run, and all of a fold's events before its result."""
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            yield fold_fn(job, state)
+            with events.fields(fold=job[2].name, seed=job[1]):
+                res = fold_fn(job, state)
+            yield res
         return
     import multiprocessing as mp
 
+    ctx = mp.get_context("fork")
+    # a SimpleQueue writes each event to its pipe before ``put`` returns (no feeder thread), so a
+    # fold's events are all in the pipe before its result reaches this process
+    queue = ctx.SimpleQueue() if events.active() else None
+
+    def drain() -> None:
+        while queue is not None and not queue.empty():
+            events.deliver(queue.get())
+
     global _FOLD_STATE
-    _FOLD_STATE = {"fn": fold_fn, "state": state}
+    _FOLD_STATE = {"fn": fold_fn, "state": state, "queue": queue}
     try:
-        with mp.get_context("fork").Pool(min(workers, len(jobs)), initializer=_die_with_parent,
-                                           initargs=(os.getpid(),)) as pool:
-            yield from pool.imap_unordered(_run_fold_detached, jobs)
+        with ctx.Pool(min(workers, len(jobs)), initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+            results = pool.imap_unordered(_run_fold_detached, jobs)
+            while True:
+                try:
+                    res = results.next(timeout=0.1)
+                except mp.TimeoutError:
+                    drain()
+                    continue
+                except StopIteration:
+                    break
+                drain()
+                yield res
+        drain()
     finally:
         _FOLD_STATE = {}
+        if queue is not None:
+            queue.close()
 
 
 def _run_fold_detached(job: tuple[int, int, Any]) -> tuple[int, Any]:
-    """The fold function in a forked worker, with no event listener. A fork copies the parent's
+    """The fold function in a forked worker, in a fresh context. A fork copies the parent's
     listeners (a terminal display, the run.log writer) together with any lock one of their threads
-    held at that moment, so a worker calling them could hang or draw over the parent's display;
-    a fresh context has none. The parent reports each fold as its result arrives."""
+    held at that moment, so a worker calling them could hang or draw over the parent's display.
+    Its only listener, when the parent listens, puts each event on the parent's queue; the parent
+    emits them and reports each fold as its result arrives."""
     import contextvars
 
-    return contextvars.Context().run(_FOLD_STATE["fn"], job, _FOLD_STATE["state"])
+    return contextvars.Context().run(_fold_in_worker, job)
+
+
+def _fold_in_worker(job: tuple[int, int, Any]) -> tuple[int, Any]:
+    queue = _FOLD_STATE.get("queue")
+    with contextlib.ExitStack() as stack:
+        if queue is not None:
+            stack.enter_context(events.listen(queue.put))
+        stack.enter_context(events.fields(fold=job[2].name, seed=job[1]))
+        return _FOLD_STATE["fn"](job, _FOLD_STATE["state"])
 
 
 def run_folds(protocol: Any, table: Any, cfg: ExperimentConfig, out_dir: Path | None, fold_fn, state: dict[str, Any],
