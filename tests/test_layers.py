@@ -21,7 +21,7 @@ import mekit
 SRC = Path(mekit.__file__).parent
 
 LAYERS: list[set[str]] = [
-    {"errors", "paths", "registry", "config", "events", "fingerprint", "media", "environment"},
+    {"errors", "paths", "registry", "config", "events", "fingerprint", "media", "environment", "procs"},
     {"data"},
     {"preprocess", "features", "models", "imbalance", "classical"},
     {"engine"},

@@ -23,6 +23,7 @@ import pandas as pd
 from mekit import events
 from mekit.config import ExperimentConfig
 from mekit.errors import ConfigError, DataError
+from mekit.procs import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -246,24 +247,6 @@ def save_fold_table(df: pd.DataFrame, path: Path) -> None:
 _FOLD_STATE: dict[str, Any] = {}
 
 
-def _die_with_parent(parent: int) -> None:
-    """Pool initializer: a fold worker is killed when the process that started it dies (a run
-    killed with SIGKILL would otherwise leave its workers training, orphaned, for hours)."""
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):  # no prctl: workers end with the pool as before
-            return
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-
 def fold_workers(cfg: ExperimentConfig, neural: bool) -> int:
     """How many forked fold workers a run uses: ``protocol.workers``, except neural folds on CUDA,
     which run one at a time: a forked child cannot use a CUDA context its parent initialised,
@@ -306,7 +289,7 @@ def _map_folds(fold_fn, jobs: list[tuple[int, int, Any]], state: dict[str, Any],
     global _FOLD_STATE
     _FOLD_STATE = {"fn": fold_fn, "state": state, "queue": queue}
     try:
-        with ctx.Pool(min(workers, len(jobs)), initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+        with ctx.Pool(min(workers, len(jobs)), initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             results = pool.imap_unordered(_run_fold_detached, jobs)
             while True:
                 try:

@@ -34,7 +34,6 @@ import logging
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 import weakref
@@ -49,6 +48,7 @@ from mekit import events
 from mekit.errors import ConfigError, DataError, MekitError
 from mekit.fingerprint import sample_fingerprint
 from mekit.preprocess.cache import Cache, canonical_json, param_key
+from mekit.procs import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +336,7 @@ _STATE: dict[str, Any] = {}
 _FORK_LEFTOVERS: list[Any] = []
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     """Pool initializer: no inherited aligner, and Ctrl-C left to the parent (which terminates
     the pool).
 
@@ -349,13 +349,7 @@ def _init_worker() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):  # die with the parent: a killed run leaves no worker behind
-        import ctypes
-
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
+    die_with_parent(parent)  # a killed run leaves no worker behind
     _FORK_LEFTOVERS.append(dict(_STATE))
     _STATE.clear()
 
@@ -1051,7 +1045,7 @@ def _run(todo: list[dict[str, Any]], cfg: PreprocessConfig, keys: dict[str, dict
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)  # inherited by the workers: one OpenCV thread each, the pool is the parallelism
         try:
-            pool = mp.get_context(method).Pool(n_workers, initializer=_init_worker)
+            pool = mp.get_context(method).Pool(n_workers, initializer=_init_worker, initargs=(os.getpid(),))
         finally:
             cv2.setNumThreads(threads)
     # one progress event per computed clip, emitted here in the parent whichever process computed
