@@ -93,15 +93,10 @@ def _devices() -> str:
 
 
 def _cache() -> str:
-    import os
-    import tempfile
-
-    from mekit.paths import cache_dir
+    from mekit.paths import cache_dir, probe_writable
 
     path = cache_dir()
-    fd, probe = tempfile.mkstemp(prefix=".doctor-", dir=path)
-    os.close(fd)
-    os.unlink(probe)
+    probe_writable(path)
     return f"{path} (writable)"
 
 

@@ -37,6 +37,18 @@ def prepare_out_dir(path: str | Path, what: str = "output folder") -> Path:
                         expected="a folder (new or existing)") from None
     except OSError as e:
         raise DataError(f"cannot create the {what} ({e.strerror or e})", path=p, expected="a writable folder") from None
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise DataError(f"the {what} is not writable", path=p, expected="a writable folder")
+    try:
+        probe_writable(p)
+    except OSError:
+        raise DataError(f"the {what} is not writable", path=p, expected="a writable folder") from None
     return p
+
+
+def probe_writable(folder: str | Path) -> None:
+    """Create and delete a file in ``folder``; OSError when that fails. A real file, because
+    permission bits say nothing for root, nor for a read-only or full file system."""
+    import tempfile
+
+    fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
+    os.close(fd)
+    os.unlink(probe)

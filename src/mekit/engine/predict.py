@@ -197,7 +197,7 @@ def output_file(out: str | Path, default_name: str, what: str) -> Path:
     root, nor for a read-only file system), so a long training or prediction never ends
     with an unwritable output.
     """
-    import os
+    from mekit.paths import probe_writable
 
     path = Path(out).expanduser()
     if path.is_dir():
@@ -206,9 +206,7 @@ def output_file(out: str | Path, default_name: str, what: str) -> Path:
         raise DataError(f"{what} output is a folder", path=path, expected="a file path")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
-        probe.touch()
-        probe.unlink()
+        probe_writable(path.parent)
     except OSError as e:
         why = ("a part of it is a file, not a folder" if isinstance(e, (FileExistsError, NotADirectoryError))
                else e.strerror or type(e).__name__)

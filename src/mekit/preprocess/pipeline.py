@@ -1005,10 +1005,10 @@ def _check_writable(root: Path) -> None:
     full disk would otherwise fail every clip with the same error and throw the work away).
     A read-only cache that already holds every entry is fine: nothing needs writing then."""
     try:
+        from mekit.paths import probe_writable
+
         root.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=root)
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(root)
     except OSError as e:
         raise ConfigError(f"preprocessing cache folder {root} is not writable ({e.strerror or e}); expected a "
                           f"writable folder: set preprocess.cache_dir or MEKIT_CACHE to one, or preprocess.cache=false "
