@@ -22,6 +22,8 @@ import pandas as pd
 
 from mekit import events
 from mekit.config import ExperimentConfig
+# what a fold is built from lives in the engine layer (bundles need it too); re-exported here
+from mekit.engine.factory import _fit_threads, build_inputs, input_name, is_neural, make_model  # noqa: F401
 from mekit.errors import ConfigError, DataError
 from mekit.procs import die_with_parent
 
@@ -40,11 +42,6 @@ class RunResult:
     #: per neural fold: ``{"fold", "seed", "history": [{"epoch", "lr", "train_loss", "val_uf1"?}, ...]}``
     #: (empty for classical models; drawn as learning_curves.png)
     histories: list[dict[str, Any]] = field(default_factory=list)
-
-
-# what a fold is built from lives in the engine layer (bundles need it too); re-exported here
-from mekit.engine.factory import (SMALL_FIT, _fit_threads, build_inputs, input_name, is_neural,  # noqa: E402,F401
-                                  make_model)
 
 
 #: predictions.csv columns that are identifiers or labels, never numbers
@@ -69,6 +66,12 @@ def _fold_dir(out_dir: Path | None, seed: int, fold: str) -> Path | None:
 
 #: how a run treats folds saved by an earlier run in the same folder
 RESUME_MODES = ("auto", "strict", "off")
+
+
+def check_resume_mode(mode: str) -> None:
+    """Refuse an unknown ``resume`` value in one line (every task's entry point calls it first)."""
+    if mode not in RESUME_MODES:
+        raise ConfigError(f"resume: {mode!r}; expected one of {list(RESUME_MODES)}")
 
 
 def resume_stamp(cfg: ExperimentConfig, table, targets: Any = None) -> dict[str, str]:
@@ -110,8 +113,7 @@ def _prepare_resume(out_dir: Path | None, cfg: ExperimentConfig, table, mode: st
     :func:`resume_stamp`) is exactly the same. ``auto`` starts over on a mismatch, ``strict``
     stops with a message naming what changed, ``off`` always starts over. Returns why saved
     folds were discarded (None when nothing was)."""
-    if mode not in RESUME_MODES:
-        raise ConfigError(f"resume: {mode!r}; expected one of {list(RESUME_MODES)}")
+    check_resume_mode(mode)
     if out_dir is None:
         return None
     import shutil
@@ -379,8 +381,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None,
     ``out_dir``, the run's log and those events are also written to ``out_dir/run.log``.
     """
     out_dir = Path(out_dir) if out_dir is not None else None
-    if resume not in RESUME_MODES:
-        raise ConfigError(f"resume: {resume!r}; expected one of {list(RESUME_MODES)}")
+    check_resume_mode(resume)
     from mekit.evaluation.validate import validate_config
 
     validate_config(config)  # every free-form section against what it configures, before any work

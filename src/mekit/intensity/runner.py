@@ -207,11 +207,10 @@ def run_intensity(config: ExperimentConfig, out_dir: str | Path | None = None, p
     are also written to ``out_dir/run.log``.
     """
     from mekit.evaluation.report import run_log
-    from mekit.evaluation.runner import RESUME_MODES
+    from mekit.evaluation.runner import check_resume_mode
     from mekit.evaluation.validate import validate_config
 
-    if resume not in RESUME_MODES:
-        raise ConfigError(f"resume: {resume!r}; expected one of {list(RESUME_MODES)}")
+    check_resume_mode(resume)
     validate_config(config)
     s = check_config(config)
     # run_log creates the report folder first: an unusable one fails now, not after the training
