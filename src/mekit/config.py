@@ -285,19 +285,19 @@ def set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
-class _DuplicateKey(yaml.YAMLError):
+class DuplicateKeyError(yaml.YAMLError):
+    """A key given twice in one YAML mapping (``key``, its ``line`` and the ``first`` line)."""
+
     def __init__(self, key: Any, line: int, first: int) -> None:
         super().__init__(f"line {line}: duplicate key {key!r} (first given on line {first}); a YAML mapping "
                          "takes each key once")
+        self.key, self.line, self.first = key, line, first
 
 
-class ConfigLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping and reads ``1e-3`` as a number.
-
-    safe_load silently keeps the last of two equal keys, so a config that sets ``lr`` twice runs
-    with whichever came last. YAML 1.1 (PyYAML) reads ``1e-3`` as a string, since its floats need
-    a dot; nobody writing a learning rate means a string.
-    """
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping: safe_load silently keeps
+    the last of two equal keys, so a config that sets ``lr`` twice (or a label scheme that maps
+    ``happy`` twice) would run with whichever came last. Every mekit YAML reader uses it."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
@@ -310,9 +310,15 @@ class ConfigLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: SafeLoader reports it itself
                 continue
             if first is not None:
-                raise _DuplicateKey(key, key_node.start_mark.line + 1, first)
+                raise DuplicateKeyError(key, key_node.start_mark.line + 1, first)
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
+
+
+class ConfigLoader(UniqueKeyLoader):
+    """The loader of experiment configs and overrides: :class:`UniqueKeyLoader` that also reads
+    ``1e-3`` as a number. YAML 1.1 (PyYAML) reads it as a string, since its floats need a dot;
+    nobody writing a learning rate means a string."""
 
 
 ConfigLoader.add_implicit_resolver(
@@ -324,7 +330,7 @@ def load_yaml(text: str, source: str = "<text>") -> Any:
     """Parse YAML text with :class:`ConfigLoader`; errors name ``source`` (a file, an override)."""
     try:
         return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - ConfigLoader is a SafeLoader
-    except _DuplicateKey as e:
+    except DuplicateKeyError as e:
         raise ConfigError(f"{source}: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: not valid YAML ({' '.join(str(e).split())})") from None

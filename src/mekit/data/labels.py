@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from mekit.config import DuplicateKeyError, UniqueKeyLoader
 from mekit.errors import ConfigError
 from mekit.registry import Registry
 
@@ -108,29 +109,6 @@ _scheme("six_class", ["anger", "disgust", "fear", "happy", "neutral", "surprise"
 SCHEME_KEYS = ("name", "classes", "mapping", "per_dataset", "description")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load that refuses a key written twice in one mapping (YAML keeps the last silently,
-    so ``happy: positive`` then ``happy: negative`` would quietly change a class)."""
-
-
-def _no_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        try:
-            dup = key in seen
-        except TypeError:  # an unhashable key: construct_mapping reports it
-            break
-        if dup:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
-
-
 def _scheme_name(value: object, p: Path, key: str, what: str) -> str:
     """A class or emotion name in a scheme file: text (or a whole number, as SMIC codes are).
 
@@ -181,9 +159,11 @@ def load_scheme_yaml(path: str | Path) -> LabelScheme:
     """
     p = Path(path)
     try:
-        d = yaml.load(p.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader)  # noqa: S506 - safe subclass
+        d = yaml.load(p.read_text(encoding="utf-8-sig"), Loader=UniqueKeyLoader)  # noqa: S506 - safe subclass
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: cannot read label scheme ({e})") from None
+    except DuplicateKeyError as e:
+        raise ConfigError(f"{p}: not valid YAML (line {e.line}): key {e.key!r} appears twice in one mapping") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
