@@ -141,4 +141,12 @@ class Stage:
              seconds=round(time.perf_counter() - self.t0, 3), ok=exc[0] is None, **self.data)
 
 
-__all__ = ["Event", "KINDS", "Stage", "active", "deliver", "emit", "fields", "listen"]
+def epoch_text(data: dict[str, Any]) -> str:
+    """``loss 0.693 val_uf1 0.412 lr 0.001`` from an ``epoch`` event's fields (those it has; the
+    validation value under the name of its metric when the event gives one), as every display
+    and log writes it."""
+    names = (("loss", "loss"), ("val", data.get("metric") or "val"), ("lr", "lr"))
+    return " ".join(f"{name} {data[k]:.4g}" for k, name in names if isinstance(data.get(k), (int, float)))
+
+
+__all__ = ["Event", "KINDS", "Stage", "active", "deliver", "emit", "epoch_text", "fields", "listen"]

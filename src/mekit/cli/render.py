@@ -47,13 +47,6 @@ def _label(d: dict[str, Any]) -> str:
     return " ".join([str(d.get("stage", "?")), *extra])
 
 
-def _epoch_text(d: dict[str, Any]) -> str:
-    """``loss 0.693 val_uf1 0.412 lr 0.001`` from an epoch event (the fields it has; the
-    validation value under the name of its metric when the event gives one)."""
-    names = (("loss", "loss"), ("val", d.get("metric") or "val"), ("lr", "lr"))
-    return " ".join(f"{name} {d[k]:.4g}" for k, name in names if isinstance(d.get(k), (int, float)))
-
-
 def _epoch_count(d: dict[str, Any]) -> str:
     return f"epoch {d.get('epoch', '?')}/{d.get('epochs', '?')}"  # epoch events count from 1
 
@@ -106,7 +99,7 @@ class PlainRenderer:
             fold = d.get("fold")
             if self._due(("epoch", fold), ev.time):
                 where = f" fold {fold}" if fold is not None else ""
-                self._line(ev, f"train{where} {_epoch_count(d)} {_epoch_text(d)}".rstrip())
+                self._line(ev, f"train{where} {_epoch_count(d)} {events.epoch_text(d)}".rstrip())
         elif ev.kind == "message":
             self._line(ev, str(d.get("text", d)))
 
@@ -171,7 +164,7 @@ class TerminalRenderer:
             if "train" not in self._tasks:
                 self._tasks["train"] = p.add_task(f"train{fold}", total=d.get("epochs"), info="")
             p.update(self._tasks["train"], description=f"train{fold}", completed=int(d.get("epoch", 0)),
-                     total=d.get("epochs"), info=_epoch_text(d))
+                     total=d.get("epochs"), info=events.epoch_text(d))
             self._refresh()
         elif ev.kind == "message":
             p.console.print(str(d.get("text", d)), markup=False, highlight=False)

@@ -320,13 +320,12 @@ def event_line(ev: Event) -> str | None:
         return (f"fold {d.get('done')}/{d.get('total')} ({d.get('fold')}, seed {d.get('seed')})"
                 + (" read back from an earlier run" if d.get("resumed") else " done"))
     if ev.kind == "epoch":
+        from mekit.events import epoch_text
+
         parts = [f"epoch {d.get('epoch')}/{d.get('epochs')}"]  # counted from 1
         if d.get("fold") is not None:
             parts.append(f"fold {d['fold']}")
-        for key, name in (("loss", "loss"), ("val", d.get("metric") or "val"), ("lr", "lr")):
-            if isinstance(d.get(key), (int, float)):
-                parts.append(f"{name} {d[key]:.4g}")
-        return " ".join(parts)
+        return " ".join([*parts, epoch_text(d)]).rstrip()
     if ev.kind == "message":
         return str(d.get("text", d))
     return None
