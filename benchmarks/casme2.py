@@ -2,7 +2,7 @@
 
 Reads ../shared/data/CASME2 (coding sheet + Cropped frames; licensed data, never copied into
 the repository) and runs every configuration of :data:`RUNS` through mekit's own experiment
-runner (:func:`mekit.evaluation.runner.run_experiment`), so each figure is what ``mekit run``
+runner (:func:`mekit.experiment.run_experiment`), so each figure is what ``mekit run``
 gives for the same config. Each run's report folder goes to ``runs/casme2/<name>/``
 (gitignored); the summary table is printed and written to ``benchmarks/results/casme2.md``.
 
@@ -224,7 +224,7 @@ def _resolve_config(run: Run, root: Path):
 def _warm(cfg, done: set[str]) -> None:
     """Compute the run's preprocessing once, untimed, so every timed run starts with a warm cache."""
     from mekit.data import load_dataset
-    from mekit.evaluation.runner import build_inputs
+    from mekit.engine.factory import build_inputs
 
     key = json.dumps([cfg.data.label_scheme, cfg.preprocess, cfg.features.name, cfg.features.params,
                       cfg.model.name], sort_keys=True, default=str)
@@ -247,7 +247,8 @@ def _row(run: Run, m: dict[str, Any], wall: float) -> dict[str, Any]:
 def run_one(run: Run, root: Path, rerun: bool, warmed: set[str]) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
-    from mekit.evaluation.runner import is_neural, run_experiment
+    from mekit.engine.factory import is_neural
+    from mekit.experiment import run_experiment
 
     cfg = _resolve_config(run, root)
     out = RUNS_DIR / run.name

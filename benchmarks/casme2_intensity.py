@@ -96,7 +96,7 @@ def main() -> int:
         return 2
 
     from mekit.config import load_config
-    from mekit.intensity.runner import run_intensity
+    from mekit.experiment import run_experiment as run_intensity
 
     rows = []
     for name in names:

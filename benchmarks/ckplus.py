@@ -1,7 +1,7 @@
 """CK+48 benchmarks: 7 classes (basic7), subject-grouped 10-fold, through mekit's own runner.
 
 Every method is one YAML recipe under ``configs/`` (plus, for a few variants, dotted
-overrides) run by :func:`mekit.evaluation.runner.run_experiment` exactly as
+overrides) run by :func:`mekit.experiment.run_experiment` exactly as
 ``mekit evaluate --config ...`` runs it: ``image_folder`` loader (subject = the
 ``S<digits>`` prefix of each file name), label scheme ``basic7``, protocol ``group_kfold``
 with k = 10 (scikit-learn's StratifiedGroupKFold: no subject is ever on both sides of a
@@ -127,7 +127,7 @@ def run_method(method: Method, root: Path | None, out_root: Path, quick: bool, r
     """Run one method; with ``resume``, completed folds of an identical earlier run are reused
     and the wall time reported is the one recorded when that run was computed."""
     from mekit.config import load_config
-    from mekit.evaluation.runner import run_experiment
+    from mekit.experiment import run_experiment
 
     overrides = {"output.plots": True, **method.overrides}
     if root is not None:

@@ -58,7 +58,7 @@ def _config(model: str, root: Path, device: str, amp: str):
 
 def _inputs(cfg):
     from mekit.data import load_dataset
-    from mekit.evaluation.runner import build_inputs
+    from mekit.engine.factory import build_inputs
 
     table = load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **cfg.data.options)
     table = table.subset(table.df["label"].notna())
@@ -89,7 +89,7 @@ def epoch_seconds(cfg, X, y, groups, epochs: int = 3) -> tuple[float, str]:
 def loso(cfg) -> dict[str, Any]:
     import pandas as pd
 
-    from mekit.evaluation.runner import run_experiment
+    from mekit.experiment import run_experiment
 
     out = RUNS_DIR / cfg.name
     t0 = time.perf_counter()

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 import mekit
-import mekit.evaluation.runner as runner
+import mekit.experiment as runner
+import mekit.tasks.classification as classification
 from mekit import events
 from mekit.config import load_config
 
@@ -167,7 +168,7 @@ def test_run_log_is_detached_and_says_why_when_a_run_fails(tmp_path, monkeypatch
     def broken(*a, **k):
         raise RuntimeError("no model today")
 
-    monkeypatch.setattr(runner, "make_model", broken)
+    monkeypatch.setattr(classification, "make_model", broken)
     level = logging.getLogger("mekit").level
     with pytest.raises(RuntimeError):
         runner.run_experiment(load_config(None, CLASSICAL), tmp_path / "run", progress=False)

@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 _FRONT_DOOR: dict[str, str] = {
     "load_dataset": "mekit.data:load_dataset",
     "preprocess": "mekit.preprocess.pipeline:preprocess",
-    "run_experiment": "mekit.evaluation.runner:run_experiment",
+    "run_experiment": "mekit.experiment:run_experiment",
     "train": "mekit.engine.predict:train_bundle",
     "predict": "mekit.engine.predict:predict",
     "catalogue": "mekit.catalogue:catalogue",
@@ -105,7 +105,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
     from mekit.data import load_dataset
     from mekit.engine.predict import predict
     from mekit.engine.predict import train_bundle as train
-    from mekit.evaluation.runner import run_experiment
+    from mekit.experiment import run_experiment
     from mekit.preprocess.pipeline import preprocess
 
 __all__ = ["__version__", "analyze", "catalogue", "load_dataset", "predict", "preprocess", "run_experiment",

@@ -194,13 +194,6 @@ def _protocols() -> list[Entry]:
     return out
 
 
-#: the tasks ExperimentConfig.task accepts (checked there)
-_TASKS = [
-    {"name": "classification", "help": "one emotion class per clip; scored by UF1, UAR, accuracy"},
-    {"name": "intensity", "help": "continuous 0-1 intensity per frame or clip (see mekit.intensity); "
-                                  "scored by MAE, CCC, ICC and apex timing"},
-]
-
 #: classification metrics mekit.evaluation.metrics.classification_metrics reports
 _CLASSIFICATION_METRICS = {
     "uf1": "unweighted (macro) F1 pooled over all folds, as MEGC defines it",
@@ -219,7 +212,9 @@ _INTENSITY_METRICS = {
 
 
 def _tasks() -> list[Entry]:
-    return [dict(t) for t in _TASKS]
+    from mekit.tasks import TASKS
+
+    return _simple(TASKS)
 
 
 def _metrics() -> list[Entry]:

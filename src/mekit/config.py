@@ -157,7 +157,8 @@ class ExperimentConfig:
     name: str = "experiment"
     #: null: not given (the first of protocol.seeds, or 0); after loading it is always an integer
     seed: int | None = None
-    #: "classification", or "intensity" (continuous 0-1 intensity regression, see mekit.intensity)
+    #: a registered task (mekit.tasks.TASKS): "classification", or "intensity" (continuous 0-1
+    #: intensity regression, see mekit.tasks.intensity)
     task: str = "classification"
     data: DataConfig = field(default_factory=DataConfig)
     preprocess: dict[str, Any] = field(default_factory=dict)
@@ -172,8 +173,11 @@ class ExperimentConfig:
     intensity: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.task not in ("classification", "intensity"):
-            raise ConfigError(f"config.task: {self.task!r}; expected 'classification' or 'intensity'")
+        # which tasks exist is a registry (mekit.tasks.TASKS) above this layer: the name is
+        # checked against it by mekit.evaluation.validate.validate_config
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.task):
+            raise ConfigError(f"config.task: {self.task!r}; expected a task name such as 'classification' or "
+                              "'intensity'")
         if self.intensity and self.task != "intensity":
             raise ConfigError(f"intensity: settings {sorted(self.intensity)} are read only with task: intensity "
                               f"(task is {self.task!r}); remove them or set task: intensity")

@@ -34,7 +34,7 @@ def test_front_door_names_are_the_library_functions():
     import mekit
     from mekit.data import load_dataset
     from mekit.engine.predict import predict, train_bundle
-    from mekit.evaluation.runner import run_experiment
+    from mekit.experiment import run_experiment
 
     assert mekit.load_dataset is load_dataset
     assert mekit.run_experiment is run_experiment

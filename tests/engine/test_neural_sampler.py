@@ -135,7 +135,7 @@ def test_a_neural_run_reports_the_resampling_it_did(tmp_path, seen_labels):
     """End to end: the runner hands imbalance.sampler to the neural model, training sees the
     resampled rows, and the report's method line names the sampler that really ran."""
     from mekit.config import load_config
-    from mekit.evaluation.runner import run_experiment
+    from mekit.experiment import run_experiment
 
     cfg = load_config(None, {
         "name": "tiny", "data.options": {"n_subjects": 4, "clips_per_subject": 3, "size": 64},

@@ -176,13 +176,13 @@ def test_intensity_bundles_are_delegated(trained, tmp_path, monkeypatch):
     image = tmp_path / "face.jpg"
     shutil.copy(next(Path(fit.table.df["path"][0]).glob("*.jpg")), image)
     calls = []
-    fake = types.ModuleType("mekit.intensity.runner")
+    fake = types.ModuleType("mekit.tasks.intensity")
     fake.predict_curves = lambda bundle, table, out_dir: calls.append((bundle, table, out_dir)) or "curves"
-    monkeypatch.setitem(sys.modules, "mekit.intensity.runner", fake)
+    monkeypatch.setitem(sys.modules, "mekit.tasks.intensity", fake)
     assert predict(path, image, out_csv=tmp_path / "preds.csv") == "curves"
     bundle, table, out_dir = calls[0]
     assert bundle.meta["task"] == "intensity" and table.sample_ids == ["input/face"] and out_dir == tmp_path / "preds"
-    monkeypatch.setitem(sys.modules, "mekit.intensity.runner", None)  # not installed
+    monkeypatch.setitem(sys.modules, "mekit.tasks.intensity", None)  # not installed
     with pytest.raises(ConfigError, match="intensity curves.*not available"):
         predict(path, image)
 
@@ -193,8 +193,8 @@ def test_intensity_configs_go_to_the_intensity_trainer(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="intensity"):
         fit_full(_cfg(task="intensity"), progress=False)  # never trained as a classifier
     calls = []
-    fake = types.ModuleType("mekit.intensity.runner")
+    fake = types.ModuleType("mekit.tasks.intensity")
     fake.fit_intensity_bundle = lambda config, path, progress: calls.append((config.task, path)) or path
-    monkeypatch.setitem(sys.modules, "mekit.intensity.runner", fake)
+    monkeypatch.setitem(sys.modules, "mekit.tasks.intensity", fake)
     assert train_bundle(_cfg(task="intensity"), tmp_path / "x.mekit", progress=False) == tmp_path / "x.mekit"
     assert calls == [("intensity", tmp_path / "x.mekit")]

@@ -13,7 +13,7 @@ import pytest
 from mekit.config import load_config
 from mekit.errors import DataError
 from mekit.evaluation.compare import compare_runs, to_markdown
-from mekit.evaluation.runner import run_experiment
+from mekit.experiment import run_experiment
 
 BASE = {"data.options": {"n_subjects": 4, "clips_per_subject": 3, "size": 64},
         "preprocess": {"detector": "none", "size": 64, "landmarks": False, "flow": "farneback", "workers": 1},

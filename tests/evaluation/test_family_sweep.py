@@ -13,7 +13,7 @@ import pytest
 
 from mekit.models.classical import CLASSIFIERS
 from mekit.config import load_config
-from mekit.evaluation.runner import run_experiment
+from mekit.experiment import run_experiment
 from mekit.features import INPUTS
 from mekit.models import MODELS
 

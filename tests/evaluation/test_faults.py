@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import mekit.evaluation.runner as runner
+import mekit.experiment as runner
+import mekit.tasks.classification as classification
 from mekit.config import load_config
 
 MARKER = "MEKIT_FAULT_TEST"

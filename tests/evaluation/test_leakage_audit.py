@@ -22,7 +22,8 @@ import pytest
 
 import mekit.data
 import mekit.evaluation.protocols as protocols
-import mekit.evaluation.runner as runner
+import mekit.experiment as runner
+import mekit.tasks.classification as classification
 from mekit.config import load_config
 from mekit.data.schema import SampleTable
 from mekit.errors import DataError
@@ -74,11 +75,11 @@ def _install(monkeypatch, df: pd.DataFrame, feats: dict[str, np.ndarray]) -> lis
     """Route the runner to the in-memory corpus; return the list that collects every model it
     creates (each remembers what its ``fit`` received)."""
     monkeypatch.setattr(mekit.data, "load_dataset", lambda *a, **k: SampleTable(df.copy()))
-    monkeypatch.setattr(runner, "build_inputs",
+    monkeypatch.setattr(classification, "build_inputs",
                         lambda table, cfg, progress=True: FeatureSet(table.sample_ids,
                                                                      np.stack([feats[s] for s in table.sample_ids])))
     created: list = []
-    orig = runner.make_model
+    orig = classification.make_model
 
     def recording(cfg, seed, checkpoint_dir=None):
         m = orig(cfg, seed, checkpoint_dir)
@@ -92,7 +93,7 @@ def _install(monkeypatch, df: pd.DataFrame, feats: dict[str, np.ndarray]) -> lis
         created.append(m)
         return m
 
-    monkeypatch.setattr(runner, "make_model", recording)
+    monkeypatch.setattr(classification, "make_model", recording)
     return created
 
 
@@ -226,8 +227,8 @@ def test_feature_extraction_is_per_sample_so_no_statistic_crosses_the_split():
     rest = table.subset(table.df["subject"] != held)
     for model in ("logreg", "ststnet"):  # hoof features; the u/v/strain stack of flow CNNs
         c = load_config(None, {"preprocess": pre, "model.name": model})
-        full = runner.build_inputs(table, c, progress=False)
-        part = runner.build_inputs(rest, c, progress=False)
+        full = classification.build_inputs(table, c, progress=False)
+        part = classification.build_inputs(rest, c, progress=False)
         assert len(part.sample_ids) == len(rest) and part.X.std() > 0
         np.testing.assert_array_equal(full.take(part.sample_ids), part.X)
 

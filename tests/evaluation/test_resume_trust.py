@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import mekit.evaluation.runner as runner
+import mekit.experiment as runner
+import mekit.tasks.classification as classification
+from mekit.tasks import fold_dir_name
 from mekit.config import load_config
 from mekit.errors import ConfigError, DataError
 from mekit.fingerprint import code_version as REAL_CODE_VERSION
@@ -57,13 +59,13 @@ def image_cfg(root, **over):
 class Counter:
     def __init__(self, monkeypatch):
         self.n = 0
-        orig = runner.make_model
+        orig = classification.make_model
 
         def make(c, seed, checkpoint_dir=None):
             self.n += 1
             return orig(c, seed, checkpoint_dir)
 
-        monkeypatch.setattr(runner, "make_model", make)
+        monkeypatch.setattr(classification, "make_model", make)
 
 
 def _run(root, out, **kw):
@@ -137,7 +139,7 @@ def test_code_version_hashes_the_sources(tmp_path, monkeypatch):
 
 def test_fold_folder_names_are_injective():
     names = ["P:1", "P_1", "P/1", "P 1", "p_1", "sub01", "casme2/sub01", "casme2_sub01", ""]
-    dirs = [runner.fold_dir_name(n) for n in names]
+    dirs = [fold_dir_name(n) for n in names]
     assert len(set(dirs)) == len(names)
     for d in dirs:
         assert "/" not in d and ":" not in d and d and not d.startswith(".")

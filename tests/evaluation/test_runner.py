@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 import mekit.data
-import mekit.evaluation.runner as runner
+import mekit.experiment as runner
+import mekit.tasks.classification as classification
 from mekit.config import load_config
 from mekit.data.schema import SampleTable
 from mekit.evaluation.metrics import classification_metrics, subject_bootstrap
@@ -44,7 +45,7 @@ class FitCounter:
 
     def __init__(self, monkeypatch, kill_at: int | None = None):
         self.n = 0
-        orig = runner.make_model
+        orig = classification.make_model
 
         def make(c, seed, checkpoint_dir=None):
             self.n += 1
@@ -52,7 +53,7 @@ class FitCounter:
                 raise KeyboardInterrupt("killed part-way")
             return orig(c, seed, checkpoint_dir)
 
-        monkeypatch.setattr(runner, "make_model", make)
+        monkeypatch.setattr(classification, "make_model", make)
 
 
 @pytest.fixture(scope="module")
@@ -96,14 +97,14 @@ def test_features_in_another_order_give_the_same_predictions_per_sample(monkeypa
     """The runner matches features, labels and predictions by sample id, never by position."""
     c = cfg(**{"model.params": {"grid": {}}, "output.plots": False})
     straight = runner.run_experiment(c, None, progress=False).predictions.set_index("sample_id")
-    orig = runner.build_inputs
+    orig = classification.build_inputs
 
     def reversed_inputs(t, cf, progress=True):
         fs = orig(t, cf, progress)
         fs.sample_ids, fs.X = fs.sample_ids[::-1], fs.X[::-1].copy()
         return fs
 
-    monkeypatch.setattr(runner, "build_inputs", reversed_inputs)
+    monkeypatch.setattr(classification, "build_inputs", reversed_inputs)
     shuffled = runner.run_experiment(c, None, progress=False).predictions.set_index("sample_id")
     cols = [k for k in straight.columns if k.startswith("p_")]
     np.testing.assert_array_equal(shuffled.loc[straight.index, cols].to_numpy(), straight[cols].to_numpy())

@@ -99,7 +99,7 @@ def test_extractors_on_synthetic_corpus():
     assert img.X.max() > 0.5  # the fastest motion of each clip is rendered at full brightness
     # a neural model's config may pick this builder by name; it then gets the model's mean/std
     from mekit.config import load_config
-    from mekit.evaluation.runner import build_inputs
+    from mekit.engine.factory import build_inputs
 
     cfg = load_config(overrides={"data.loader": "synthetic", "data.options": SYNTH, "preprocess": PRE,
                                  "features.name": "hsv_flow", "features.params": {"size": 32},

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-import mekit.intensity.runner as irunner
+import mekit.tasks.intensity as irunner
 from mekit.data import load_dataset
-from mekit.intensity.runner import run_intensity
+from mekit.experiment import run_experiment as run_intensity
 
 from conftest import TINY_INTENSITY, TINY_INTENSITY_CORPUS as CORPUS  # noqa: E402
 

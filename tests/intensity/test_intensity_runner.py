@@ -11,7 +11,8 @@ import pytest
 from mekit.data import load_dataset
 from mekit.errors import ConfigError
 from mekit.intensity.models import IntensitySettings, build_clip_inputs, input_table
-from mekit.intensity.runner import HEADLINE, fit_intensity_bundle, predict_curves, run_intensity
+from mekit.experiment import run_experiment as run_intensity
+from mekit.tasks.intensity import HEADLINE, fit_intensity_bundle, predict_curves
 from mekit.intensity.targets import timing_curve
 
 from conftest import TINY_INTENSITY as BASE  # noqa: E402

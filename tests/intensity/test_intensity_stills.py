@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mekit.errors import ConfigError
-from mekit.intensity.runner import run_intensity
+from mekit.experiment import run_experiment as run_intensity
 
 SUBJECTS = [f"S{i}" for i in range(1, 7)]
 PER_SUBJECT = 8

@@ -30,32 +30,17 @@ def _run(config: Path | None, overrides: list[str] | None, out: Path | None, def
 
     from mekit.cli.common import load_experiment
     from mekit.cli.render import show_progress
-    from mekit.evaluation.runner import run_experiment
+    from mekit.experiment import run_experiment, summary_line
 
     path = config or Path(str(resources.files("mekit") / "configs" / "run_default.yaml"))
     cfg = load_experiment(path, overrides)
     out_dir = out or Path(cfg.output.dir or Path(default_out) / cfg.name)
-    if cfg.task == "intensity":
-        from mekit.intensity.runner import run_intensity, summary_line
-
-        with show_progress():
-            ires = run_intensity(cfg, out_dir, resume=resume)
-        con = Console()
-        _show_resume(con, ires.metrics["resume"], out_dir)
-        con.print(summary_line(ires))
-        _show_excluded(con, ires.metrics, out_dir)
-        con.print(f"report: {out_dir / 'report.md'}  (log: {out_dir / 'run.log'})", soft_wrap=True)
-        return
     with show_progress():
         res = run_experiment(cfg, out_dir, resume=resume)
-    m = res.metrics
     con = Console()
-    _show_resume(con, m["resume"], out_dir)
-    _show_excluded(con, m, out_dir)
-    leaky = "  [bold red](LEAKY protocol)[/]" if m["leaky"] else ""
-    con.print(f"[bold]{cfg.name}[/]: {m['protocol']} over {m['n_subjects']} subjects, {m['n_samples']} samples{leaky}")
-    con.print(f"UF1 {m['uf1']:.3f}  UAR {m['uar']:.3f}  accuracy {m['accuracy']:.3f}  "
-              f"weighted F1 {m['weighted_f1']:.3f}  ({m['timing_s']['total']:.1f} s)")
+    _show_resume(con, res.metrics["resume"], out_dir)
+    _show_excluded(con, res.metrics, out_dir)
+    con.print(summary_line(res))
     con.print(f"report: {out_dir / 'report.md'}  (log: {out_dir / 'run.log'})", soft_wrap=True)
 
 

@@ -154,7 +154,7 @@ def train_bundle(config: ExperimentConfig, out: str | Path, progress: bool = Tru
     the label scheme (classes in order, name, mapping), the resolved preprocessing
     parameters, the features config and the package versions; :func:`predict` rebuilds the
     exact pipeline from it. A config with ``task: intensity`` is handed to
-    :func:`mekit.intensity.runner.fit_intensity_bundle`. ``out`` naming an existing folder
+    :func:`mekit.tasks.intensity.fit_intensity_bundle`. ``out`` naming an existing folder
     writes ``<config name>.mekit`` inside it; an unwritable ``out`` is refused before training.
     """
     from mekit.engine.bundle import save_bundle
@@ -461,8 +461,8 @@ def predict_table(bundle: Bundle, table: SampleTable, progress: bool = True,
 #: layer above the engine: named here by "module:function" strings and imported when used, so
 #: the engine never imports upward.
 TASK_BUNDLES: dict[str, dict[str, str]] = {
-    "intensity": {"fit": "mekit.intensity.runner:fit_intensity_bundle",
-                  "predict": "mekit.intensity.runner:predict_curves"},
+    "intensity": {"fit": "mekit.tasks.intensity:fit_intensity_bundle",
+                  "predict": "mekit.tasks.intensity:predict_curves"},
 }
 
 
@@ -500,7 +500,7 @@ def predict(bundle_path: str | Path, input: str | Path | None = None, loader: st
     ``out_csv`` naming an existing folder writes ``predictions.csv`` inside it, and a path
     that cannot be written is refused before anything is predicted.
     An intensity bundle (``meta['task'] == 'intensity'``) is handed to
-    :func:`mekit.intensity.runner.predict_curves` with ``out_csv`` read as a folder
+    :func:`mekit.tasks.intensity.predict_curves` with ``out_csv`` read as a folder
     (``preds.csv`` -> ``preds/``), and its result is returned.
     ``device``: where a neural model runs (a ``compute.device`` value; default ``auto``).
     """

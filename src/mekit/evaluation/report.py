@@ -236,10 +236,13 @@ def resume_paragraph(res: dict) -> str:
     return text
 
 
-def excluded_rows(table, skipped: dict[str, str], usable_ids: set[str]) -> list[dict[str, str]]:
+def excluded_rows(table, skipped: dict[str, str], usable_ids: set[str],
+                  stages: dict[str, str] | None = None) -> list[dict[str, str]]:
     """Every sample (or group of samples) left out of a run, with the stage and the reason: the
     loader's missing clips and problem rows, emotions a label scheme has no class for, samples
-    preprocessing or feature extraction could not use. Nothing is left out without a row here."""
+    preprocessing or feature extraction could not use. Nothing is left out without a row here.
+    ``stages`` names the stage of a skipped sample where it was not preprocessing (an intensity
+    run's clips without a target: "targets")."""
     rows: list[dict[str, str]] = []
     rep = table.report
     for sid in rep.missing:
@@ -250,7 +253,7 @@ def excluded_rows(table, skipped: dict[str, str], usable_ids: set[str]) -> list[
         rows.append({"sample": f"({n} samples)", "stage": "label_scheme",
                      "reason": f"emotion {emotion!r} has no class in the label scheme"})
     for sid, why in skipped.items():
-        rows.append({"sample": str(sid), "stage": "preprocess", "reason": str(why)})
+        rows.append({"sample": str(sid), "stage": (stages or {}).get(sid, "preprocess"), "reason": str(why)})
     for sid in table.df["sample_id"]:
         if sid not in usable_ids and sid not in skipped:
             rows.append({"sample": str(sid), "stage": "features", "reason": "no input was built for it"})

@@ -15,7 +15,8 @@ signature of what it configures:
   the loss of a neural model;
 - ``imbalance.sampler``/``sampler_params`` against the sampler;
 - ``protocol.params`` against the protocol's constructor;
-- for task ``intensity``, the intensity runner's own check and its models' parameters.
+- ``task`` against the registered tasks; for task ``intensity``, the intensity task's own check
+  and its models' parameters.
 
 A setting the chosen components would ignore is refused as well (a synthetic sampler such as
 SMOTE given to a neural model, feature parameters given to an intensity run): a config says what
@@ -46,6 +47,9 @@ def _named(where: str, lookup: Any, name: Any) -> Any:
 def validate_config(cfg: ExperimentConfig) -> None:
     """Raise a ConfigError naming the first key of ``cfg`` that its components would refuse or ignore."""
     check_seeds(cfg)
+    from mekit.tasks import TASKS
+
+    _named("task", TASKS.get, cfg.task)
     _data(cfg)
     _preprocess(cfg.preprocess)
     _protocol(cfg)
@@ -208,7 +212,7 @@ def _train_params(model: str, params: dict[str, Any], where: str = "model.params
 # -- intensity -----------------------------------------------------------------------------------
 def _intensity(cfg: ExperimentConfig) -> None:
     from mekit.intensity.models import REGRESSORS, FrameRegressor
-    from mekit.intensity.runner import check_config
+    from mekit.tasks.intensity import check_config
 
     check_config(cfg)  # the intensity section, the protocol and the model, as the runner checks them
     # per-frame features are set in the intensity section; these would be ignored

@@ -3,7 +3,7 @@ folds -> fit on training subjects -> predict every frame of the held-out clips -
 report folder. Also the trained-model side: :func:`fit_intensity_bundle` and
 :func:`predict_curves` (what ``mekit predict`` calls for an intensity bundle).
 
-Honest by construction, like :mod:`mekit.evaluation.runner`:
+Honest by construction, like :mod:`mekit.tasks.classification`:
 
 - subject-independent protocols only (``loso``, ``group_kfold``, ``lodo``, ``megc2019``); the
   leaky ``random_split`` is refused, since a per-frame regressor that has seen other frames of
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from mekit.config import ExperimentConfig
 from mekit.errors import ConfigError, DataError
 from mekit.intensity.models import (REGRESSORS, ClipInput, FrameRegressor, IntensityNet, IntensitySettings,
                                     build_clip_inputs, clip_vector, frame_matrix, needs_of, smooth_curve)
+from mekit.tasks.base import FoldJob, Prepared, save_fold_table
 
 log = logging.getLogger(__name__)
 
@@ -187,37 +187,6 @@ def _classes_and_soft(table: Any, ids: list[str]) -> tuple[list[str], dict[str, 
     return classes, {sid: soft_labels(df.loc[sid], classes) for sid in ids}
 
 
-def run_intensity(config: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True,
-                  table: Any = None, resume: str = "auto") -> IntensityResult:
-    """Run an intensity experiment end to end; with ``out_dir``, write its report folder.
-
-    ``table`` (a SampleTable) replaces loading ``config.data`` (tests, notebooks).
-
-    Folds run through the fold loop classification runs use
-    (:func:`mekit.evaluation.runner.run_folds`): with an ``out_dir`` each finished fold is saved
-    under ``out_dir/folds/seed<k>/<fold>/`` (its prediction rows, model selection and, for a
-    joint model, its classification rows), so a run killed part-way resumes from its last
-    finished fold; ``resume`` is ``auto``, ``strict`` or ``off`` as for
-    :func:`mekit.evaluation.runner.run_experiment`. ``protocol.workers`` folds run at the same
-    time in forked processes, with the results of a serial run.
-
-    Progress (stages ``load``, ``inputs``, ``folds``; a ``fold`` event per finished fold) is
-    reported through :mod:`mekit.events` and shown by whoever listens; ``progress`` is kept for
-    callers that pass it and changes nothing. With an ``out_dir``, the run's log and those events
-    are also written to ``out_dir/run.log``.
-    """
-    from mekit.evaluation.report import run_log
-    from mekit.evaluation.runner import check_resume_mode
-    from mekit.evaluation.validate import validate_config
-
-    check_resume_mode(resume)
-    validate_config(config)
-    s = check_config(config)
-    # run_log creates the report folder first: an unusable one fails now, not after the training
-    with run_log(Path(out_dir) if out_dir is not None else None):
-        return _run_intensity(config, s, Path(out_dir) if out_dir is not None else None, table, resume)
-
-
 def _is_stills(table: Any) -> bool:
     """Whether a table holds still images (one rating each) rather than clips; a mix is refused,
     since one model cannot read a per-image descriptor and a per-frame curve at once."""
@@ -250,80 +219,92 @@ def image_features(table: Any, cfg: ExperimentConfig, s: IntensitySettings) -> A
     return get_extractor(s.image_features)(table, cfg.preprocess, progress=False, **s.image_feature_params)
 
 
-def _run_intensity(cfg: ExperimentConfig, s: IntensitySettings, out_dir: Path | None, table: Any,
-                   resume: str = "auto") -> IntensityResult:
-    from mekit.evaluation.protocols import get_protocol
-    from mekit.evaluation.runner import _load_with_progress, _prepare_resume, run_folds
+class Intensity:
+    """The intensity task (see the module docstring and :mod:`mekit.tasks.base`)."""
 
-    t0 = time.perf_counter()
-    log.info("intensity run %s: model %s, target %s, protocol %s, seeds %s", cfg.name, cfg.model.name,
-             s.source, cfg.protocol.name, list(cfg.protocol.seeds))
-    if table is None:
-        table = _load_with_progress(cfg)
-    if len(table) == 0:
-        raise DataError(f"dataset {cfg.data.loader} at {cfg.data.root} has no samples")
-    stills = _is_stills(table)
-    if stills:
-        check_stills(cfg, s)
-    targets, skipped = clip_targets(table, s)
-    # the targets join the stamp: a rating edited in annotations.csv changes no file the table
-    # fingerprint reads, and must not leave folds fitted on the old rating in use
-    discarded = _prepare_resume(out_dir, cfg, table, resume, targets={k: targets[k] for k in sorted(targets)})
-    t_load = time.perf_counter() - t0
-    model_name = cfg.model.name
-    with_target = table.subset([sid for sid in table.sample_ids if sid in targets])
-    # progress=False: build_clip_inputs would draw its own bar over whatever display listens here
-    with events.Stage("inputs", None, model=model_name):
+    name = "intensity"
+    inputs_stage = "inputs"
+
+    @staticmethod
+    def fold(job: FoldJob, st: dict[str, Any]) -> tuple[int, tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]]:
+        return _intensity_fold(job, st)
+
+    @staticmethod
+    def read_fold(fdir: Path) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
+        return _read_intensity_fold(fdir)
+
+    def check(self, cfg: ExperimentConfig) -> IntensitySettings:
+        return check_config(cfg)
+
+    def neural(self, cfg: ExperimentConfig) -> bool:
+        return cfg.model.name not in REGRESSORS
+
+    def describe(self, cfg: ExperimentConfig) -> str:
+        s = IntensitySettings.from_config(cfg.intensity)
+        return (f"intensity run {cfg.name}: model {cfg.model.name}, target {s.source}, protocol "
+                f"{cfg.protocol.name}, seeds {list(cfg.protocol.seeds)}")
+
+    def prepare(self, cfg: ExperimentConfig, s: IntensitySettings, table: Any) -> Prepared:
+        stills = _is_stills(table)
         if stills:
-            inputs: Any = image_features(with_target, cfg, s)
-            skipped.update(inputs.skipped)
-            have = set(inputs.sample_ids)
-        else:
-            inputs, sk = build_clip_inputs(with_target, cfg.preprocess, s, _needs(model_name, s), progress=False)
-            skipped.update(sk)
-            have = set(inputs)
-    t_inputs = time.perf_counter() - t0 - t_load
-    usable = table.subset([sid for sid in table.sample_ids if sid in have])
-    if len(usable) == 0:
-        raise DataError(f"no {'image' if stills else 'clip'} has both an intensity target and readable "
-                        f"{'features' if stills else 'frames'}", value=dict(list(skipped.items())[:3]),
-                        expected="samples with media and annotations")
-    joint = s.classification_weight > 0
-    classes, soft = _classes_and_soft(usable, usable.sample_ids) if joint else ([], {})
-    state = {"cfg": cfg, "s": s, "stills": stills, "inputs": inputs, "targets": targets,
-             "df": usable.df.set_index("sample_id"), "joint": joint, "classes": classes, "soft": soft,
-             "first_seed": cfg.protocol.seeds[0], "out_dir": out_dir}
+            check_stills(cfg, s)
+        targets, no_target = clip_targets(table, s)
+        skipped = dict(no_target)
+        model_name = cfg.model.name
+        with_target = table.subset([sid for sid in table.sample_ids if sid in targets])
+        # progress=False: build_clip_inputs would draw its own bar over whatever display listens here
+        with events.Stage(self.inputs_stage, None, model=model_name):
+            if stills:
+                inputs: Any = image_features(with_target, cfg, s)
+                skipped.update(inputs.skipped)
+                have = set(inputs.sample_ids)
+            else:
+                inputs, sk = build_clip_inputs(with_target, cfg.preprocess, s, _needs(model_name, s), progress=False)
+                skipped.update(sk)
+                have = set(inputs)
+        usable = table.subset([sid for sid in table.sample_ids if sid in have])
+        joint = s.classification_weight > 0
+        classes, soft = _classes_and_soft(usable, usable.sample_ids) if joint and len(usable) else ([], {})
+        state = {"cfg": cfg, "s": s, "stills": stills, "inputs": inputs, "targets": targets,
+                 "df": usable.df.set_index("sample_id"), "joint": joint, "classes": classes, "soft": soft,
+                 "first_seed": cfg.protocol.seeds[0]}
+        # the targets join the resume stamp: a rating edited in annotations.csv changes no file the
+        # table fingerprint reads, and must not leave folds fitted on the old rating in use
+        return Prepared(usable, state, skipped, {sid: "targets" for sid in no_target},
+                        stamp_extra={k: targets[k] for k in sorted(targets)})
 
-    protocol = get_protocol(cfg.protocol.name, **cfg.protocol.params)
-    results, n_resumed = run_folds(protocol, usable, cfg, out_dir, _intensity_fold, state, _read_intensity_fold,
-                                   neural=model_name not in REGRESSORS, task="intensity")
-    predictions = pd.concat([r[0] for r in results], ignore_index=True)
-    selections = [r[1] for r in results]
-    class_rows = [r[2] for r in results if len(r[2])]
-    metrics, clip_table = summarise(predictions, cfg, s, protocol, selections, stills=stills)
-    if joint and class_rows:
-        from mekit.evaluation.metrics import classification_metrics
+    def nothing_usable(self, cfg: ExperimentConfig, prepared: Prepared, excluded: list[dict[str, str]]) -> DataError:
+        stills = prepared.state["stills"]
+        return DataError(f"no {'image' if stills else 'clip'} has both an intensity target and readable "
+                         f"{'features' if stills else 'frames'}", value=dict(list(prepared.skipped.items())[:3]),
+                         expected="samples with media and annotations")
 
-        cr = pd.concat(class_rows, ignore_index=True)
-        metrics["classification"] = classification_metrics(cr["true"], cr["pred"], classes)
-        clip_table = clip_table.merge(cr.rename(columns={"true": "label", "pred": "pred_label"}),
-                                      on="sample_id", how="left")
-    # a resumed run's times cover this call only: folds_resumed says how many folds came from disk
-    metrics["timing_s"] = {"load": round(t_load, 3), "inputs": round(t_inputs, 3),
-                           "total": round(time.perf_counter() - t0, 3), "folds_resumed": n_resumed}
-    metrics["skipped"] = dict(skipped)
-    from mekit.evaluation.report import excluded_counts, excluded_rows
+    def summarise(self, cfg: ExperimentConfig, s: IntensitySettings, prepared: Prepared, protocol: Any,
+                  results: list[Any]) -> IntensityResult:
+        predictions = pd.concat([r[0] for r in results], ignore_index=True)
+        selections = [r[1] for r in results]
+        class_rows = [r[2] for r in results if len(r[2])]
+        metrics, clip_table = summarise(predictions, cfg, s, protocol, selections, stills=prepared.state["stills"])
+        if prepared.state["joint"] and class_rows:
+            from mekit.evaluation.metrics import classification_metrics
 
-    excluded = excluded_rows(table, dict(skipped), set(usable.sample_ids))
-    metrics["excluded"] = excluded_counts(excluded)
-    metrics["resume"] = {"mode": resume, "folds_resumed": n_resumed, "folds_total": len(results),
-                         "discarded": discarded}
-    result = IntensityResult(cfg, predictions, metrics, clip_table, None, dict(skipped), excluded)
-    if out_dir is not None:
-        result.out_dir = write_intensity_report(result, out_dir)
-    log.info("intensity run %s done: MAE %.3f over %d folds (%d resumed) in %.1f s", cfg.name,
-             metrics.get("mae", float("nan")), len(results), n_resumed, metrics["timing_s"]["total"])
-    return result
+            cr = pd.concat(class_rows, ignore_index=True)
+            metrics["classification"] = classification_metrics(cr["true"], cr["pred"], prepared.state["classes"])
+            clip_table = clip_table.merge(cr.rename(columns={"true": "label", "pred": "pred_label"}),
+                                          on="sample_id", how="left")
+        return IntensityResult(cfg, predictions, metrics, clip_table)
+
+    def write_report(self, result: IntensityResult, out_dir: Path, table: Any) -> Path:
+        return write_intensity_report(result, out_dir)
+
+    def headline(self, result: IntensityResult) -> str:
+        return f"MAE {result.metrics.get('mae', float('nan')):.3f}"
+
+    def summary_line(self, result: IntensityResult) -> str:
+        return summary_line(result)
+
+
+TASK = Intensity()
 
 
 # -- one fold (the unit of work the shared fold loop runs, here or in a forked worker) ---------------------
@@ -331,15 +312,13 @@ def _run_intensity(cfg: ExperimentConfig, s: IntensitySettings, out_dir: Path | 
 _ID_COLUMNS = ("sample_id", "subject", "fold", "true", "pred_label")
 
 
-def _intensity_fold(job: tuple[int, int, Any],
+def _intensity_fold(job: FoldJob,
                     st: dict[str, Any]) -> tuple[int, tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]]:
     """Fit one fold on its training subjects, predict every held-out sample (every frame of a
     held-out clip), save the fold when the run has a folder and return ``(index, (rows,
     selection, classification rows))``. Every input comes from ``st`` (built by
-    :func:`_run_intensity`); the models are seeded from the job's seed alone."""
-    from mekit.evaluation.runner import _fold_dir, save_fold_table
-
-    i, seed, fold = job
+    :meth:`Intensity.prepare`); the models are seeded from the job's seed alone."""
+    i, seed, fold, fdir = job
     cfg, s, df, targets, inputs = st["cfg"], st["s"], st["df"], st["targets"], st["inputs"]
     model_name = cfg.model.name
     tr, te = list(fold.train_ids), list(fold.test_ids)
@@ -373,7 +352,6 @@ def _intensity_fold(job: tuple[int, int, Any],
     sel = json.loads(json.dumps({"fold": fold.name, "seed": seed, **model.selection_}, default=_json_default))
     fold_df = pd.concat(rows, ignore_index=True)
     cls = pd.DataFrame(class_rows, columns=["sample_id", "true", "pred"])
-    fdir = _fold_dir(st["out_dir"], seed, fold.name)
     if fdir is not None:
         fdir.mkdir(parents=True, exist_ok=True)
         (fdir / "selection.json").write_text(json.dumps(sel))
