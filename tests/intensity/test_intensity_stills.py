@@ -135,3 +135,33 @@ def test_metrics_json_is_plain(stills_root, tmp_path):
                         tmp_path / "r", progress=False)
     m = json.loads((res.out_dir / "metrics.json").read_text())
     assert m["selection_per_fold"] and all("chosen" in s for s in m["selection_per_fold"])
+
+
+def test_a_stills_bundle_rates_images_of_a_new_person(stills_root, tmp_path):
+    """Trained on five people's rated images, a bundle rates the sixth person's images, read
+    through ``mekit.predict`` from plain image files (no annotations.csv, so no rating)."""
+    import shutil
+
+    from mekit import predict
+    from mekit.data import load_dataset
+    from mekit.engine.bundle import load_bundle
+    from mekit.tasks.intensity import fit_intensity_bundle
+
+    table = load_dataset("image_folder", str(stills_root))
+    held_out = table.df["subject"].astype(str).str.endswith("S6")
+    path = fit_intensity_bundle(_cfg(stills_root), tmp_path / "stills.mekit", progress=False,
+                                table=table.subset(~held_out))
+    meta = load_bundle(path).meta
+    assert meta["task"] == "intensity" and meta["unit"] == "image" and meta["n_images"] == 40
+    new = tmp_path / "new"
+    new.mkdir()
+    ann = pd.read_csv(stills_root / "annotations.csv")
+    six = ann[ann["subject"] == "S6"]
+    for rel in six["file"]:
+        shutil.copy(stills_root / rel, new / Path(rel).name)
+    out = predict(path, new, out_csv=tmp_path / "preds.csv")
+    assert len(out) == len(six) and out["pred"].between(0, 1).all() and out["target"].isna().all()
+    assert (tmp_path / "preds" / "intensity_predictions.csv").is_file()
+    rating = dict(zip(six["file"].map(lambda f: Path(f).stem), six["intensity"]))
+    truth = [rating[sid.rsplit("/", 1)[-1]] for sid in out["sample_id"]]
+    assert np.corrcoef(truth, out["pred"])[0, 1] > 0.8

@@ -512,6 +512,10 @@ def predict(bundle_path: str | Path, input: str | Path | None = None, loader: st
 
         ComputeConfig(device=device)  # a misspelt device is refused before the bundle is read
     bundle = load_bundle(path, device=device)
+    if kind == "auto" and bundle.meta.get("unit") == "image" and input is not None and Path(input).is_dir():
+        # a bundle that rates still images reads a folder as images, even when their names
+        # (S6_00.png, S6_01.png, ...) look like the frames of one clip
+        kind = "images"
     table = input_table(input, loader, root, kind, fps, **loader_options)
     if bundle.meta.get("task") == "intensity":
         return _predict_intensity(bundle, table, None if out_csv is None else Path(out_csv), path)

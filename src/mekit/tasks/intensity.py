@@ -616,6 +616,8 @@ def fit_intensity_bundle(config: ExperimentConfig, path: str | Path, progress: b
     if table is None:
         table = load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **cfg.data.options)
     targets, _ = clip_targets(table, s)
+    if _is_stills(table):
+        return _fit_stills_bundle(cfg, s, table, targets, path)
     clips, _ = build_clip_inputs(table.subset([sid for sid in table.sample_ids if sid in targets]),
                                  cfg.preprocess, s, _needs(cfg.model.name, s), progress)
     usable = table.subset([sid for sid in table.sample_ids if sid in clips])
@@ -634,6 +636,45 @@ def fit_intensity_bundle(config: ExperimentConfig, path: str | Path, progress: b
     return save_bundle(path, model, cfg, list(model.classes_),
                        extra={"task": "intensity", "intensity": s.to_dict(), "selection": model.selection_,
                               "n_clips": len(ids)})
+
+
+def _fit_stills_bundle(cfg: ExperimentConfig, s: IntensitySettings, table: Any, targets: dict[str, Any],
+                       path: str | Path) -> Path:
+    """The still-image side of :func:`fit_intensity_bundle`: the regressor on the image features of
+    every rated image (selection by inner subject-grouped CV, as in an experiment's folds)."""
+    from mekit.engine.bundle import save_bundle
+
+    check_stills(cfg, s)
+    rated = table.subset([sid for sid in table.sample_ids if sid in targets])
+    feats = image_features(rated, cfg, s)
+    if not feats.sample_ids:
+        raise DataError("no image has both an intensity rating and readable features",
+                        value=dict(list(feats.skipped.items())[:3]), expected="images with annotations")
+    df = rated.df.set_index("sample_id")
+    ids = list(feats.sample_ids)
+    model = _fit_rows(cfg, cfg.model.name, feats.take(ids), np.array([float(targets[k]) for k in ids]),
+                      np.array([str(df.at[k, "subject"]) for k in ids]), cfg.seed)
+    return save_bundle(path, model, cfg, list(model.classes_),
+                       extra={"task": "intensity", "intensity": s.to_dict(), "selection": model.selection_,
+                              "unit": "image", "n_images": len(ids)})
+
+
+def _predict_stills(model: Any, cfg: ExperimentConfig, s: IntensitySettings, table: Any) -> pd.DataFrame:
+    """One row per image of ``table``: its predicted intensity (and its rating where the table has one)."""
+    feats = image_features(table, cfg, s)
+    for sid, why in feats.skipped.items():
+        log.warning("predict_curves: %s left out: %s", sid, why)
+    try:
+        targets, _ = clip_targets(table, s)
+    except (ConfigError, DataError):
+        targets = {}
+    ids = list(feats.sample_ids)
+    df = table.df.set_index("sample_id")
+    pred = np.clip(np.asarray(model.predict(feats.take(ids)), np.float64), 0.0, 1.0) if ids else np.zeros(0)
+    out = pd.DataFrame({"sample_id": ids, "subject": [str(df.at[k, "subject"]) for k in ids],
+                        "target": [float(targets[k]) if k in targets else np.nan for k in ids], "pred": pred})
+    out.attrs["skipped"] = dict(feats.skipped)
+    return out
 
 
 def predict_curves(bundle: Any, table: Any, out_dir: str | Path | None = None) -> pd.DataFrame:
@@ -663,6 +704,12 @@ def predict_curves(bundle: Any, table: Any, out_dir: str | Path | None = None) -
         model: Any = IntensityNet.from_fitted(bundle.model, s)
     else:
         model = bundle.model.model_
+    if meta.get("unit") == "image":
+        out = _predict_stills(model, cfg, s, table)
+        if out_dir is not None:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            out.to_csv(Path(out_dir) / "intensity_predictions.csv", index=False)
+        return out
     clips, skipped = build_clip_inputs(table, cfg.preprocess, s, _needs(name, s), progress=False)
     for sid, why in skipped.items():
         log.warning("predict_curves: %s left out: %s", sid, why)
