@@ -3,11 +3,14 @@
 Every corpus ships its annotations as a spreadsheet whose details drift between
 releases: SAMM's official xlsx has about ten preamble rows above the header, some
 CASME II copies add blank columns or give an apex as ``/``, column names come as
-``OnsetFrame``, ``Onset Frame`` or ``onset_frame``. The corpus loaders describe the
-columns they need (:class:`Column`) and this module finds them, turns the cells into
-frame numbers with a clear per-row problem when a cell is not one, and then
-(:func:`assemble`) resolves each clip's frame folder and builds the
-:class:`~mekit.data.schema.SampleTable`.
+``OnsetFrame``, ``Onset Frame`` or ``onset_frame``. Each corpus module declares what is
+its own in a :class:`SheetSpec` (the columns it needs as :class:`Column`, where its sheet
+and frames lie, how a row names its clip and frame folder) and calls
+:func:`load_sheet_corpus`, one loop for all of them: it finds the columns, turns the
+cells into frame numbers with a clear per-row problem when a cell is not one, resolves
+each clip's frame folder and builds the :class:`~mekit.data.schema.SampleTable`. One
+loop means a broken row, a missing folder or a repeated clip is reported in the same
+words whichever corpus it comes from.
 
 Row numbers in messages are the ones a spreadsheet application shows (1-based, the
 header row included), so a user can go straight to the cell.
@@ -20,8 +23,8 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from numbers import Number
 from pathlib import Path
 from typing import Any
@@ -456,15 +459,16 @@ def check_clip_frames(clip: ClipRow, folder: Path, namings: list[FrameNaming], r
     return naming.template, offset
 
 
-def assemble(dataset: str, clips: Iterable[ClipRow], *, fps: float, report: LoadReport, check_frames: bool,
-             frames_dir: Path, sheet: Sheet, offset_from_folder: bool = False) -> SampleTable:
+def _assemble(spec: SheetSpec, clips: Iterable[ClipRow], *, report: LoadReport, check_frames: bool,
+              frames_dir: Path, sheet: Sheet) -> SampleTable:
     """Resolve frame folders (when ``check_frames``) and build the table.
 
     Repeats of a sample id are problems (excluded). Clips with no frame folder go to
-    ``report.missing``. ``offset_from_folder`` fills an offset the sheet leaves empty from
-    the folder, only where the clip lies in its first (primary) candidate folder: SMIC-HS
-    clip folders hold exactly onset..offset, SMIC-E's longer ones do not.
+    ``report.missing``. ``spec.offset_from_folder`` fills an offset the sheet leaves empty
+    from the folder, only where the clip lies in its first (primary) candidate folder:
+    SMIC-HS clip folders hold exactly onset..offset, SMIC-E's longer ones do not.
     """
+    dataset, fps, offset_from_folder = spec.dataset, spec.fps, spec.offset_from_folder
     if sheet.rows.empty:
         raise DataError(f"{sheet.label} has a header (row {sheet.header_row}) but no data rows", path=sheet.path,
                         expected="one row per coded clip below the header")
@@ -683,3 +687,180 @@ def reject_unknown(options: dict[str, Any], what: str, accepted: Sequence[str]) 
     if options:
         raise ConfigError(f"unknown option(s) for the {what} loader: {sorted(options)}; "
                           f"accepted: {', '.join(accepted)}")
+
+
+# -- corpus specs: one loop for every sheet corpus ------------------------------------------
+#: Options every sheet loader takes besides ``root``; anything else is refused by name.
+SHEET_OPTIONS = ("sheet", "frames_dir", "check_frames", "sheet_name")
+
+
+class RowRefused(Exception):
+    """Raised by a spec's hook for a row it cannot use; the loop records it as one problem.
+
+    The problem names the cell (sheet, row, column), what it holds and ``expected``, and
+    the row is excluded. Hooks raise it rather than record it so every corpus words a
+    refused row the same way (:func:`row_problem`).
+    """
+
+    def __init__(self, key: str, value: Any, expected: str) -> None:
+        super().__init__(f"{key}: expected {expected}")
+        self.key, self.value, self.expected = key, value, expected
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """One data row of a coding sheet as a spec's hooks see it.
+
+    ``number`` is the row number a spreadsheet application shows. ``sample`` is None
+    while the row is being identified and the row's sample id afterwards, so a hook
+    that records a kept-row problem names the sample.
+    """
+
+    sheet: Sheet
+    number: int
+    cells: pd.Series
+    frames_dir: Path
+    report: LoadReport
+    counts: dict[str, int]
+    sample: str | None = None
+
+    def cell(self, key: str) -> Any:
+        """The cell of column ``key`` as read (None where the sheet lacks an optional column)."""
+        return self.cells.get(key)
+
+    def text(self, key: str) -> str | None:
+        return text(self.cell(key))
+
+    def require(self, key: str, expected: str, parse: Callable[[Any], Any] | None = None) -> Any:
+        """``parse`` of the cell (default: its text), refusing the row (:class:`RowRefused`) when that
+        gives None."""
+        value = (parse or text)(self.cell(key))  # not a default of text: the class body's text is the method
+        if value is None:
+            raise RowRefused(key, self.cell(key), expected)
+        return value
+
+    def refuse(self, key: str, expected: str) -> RowRefused:
+        """The refusal of this row for column ``key``, for the hook to raise."""
+        return RowRefused(key, self.cell(key), expected)
+
+    def where(self, key: str | None = None) -> str:
+        return self.sheet.where(self.number, key)
+
+    def count(self, key: str) -> None:
+        """Count a per-row event for a summary note (see :attr:`SheetSpec.count_notes`)."""
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+
+@dataclass(frozen=True)
+class ClipId:
+    """Which clip a row codes: its subject, its clip (folder) name and its sample id.
+
+    The sample id is ``<dataset>/<subject>/<name>``; ``name`` defaults to the clip name
+    (CAS(ME)^3 adds the onset, since one video there holds several clips). ``number`` is
+    the subject's number where the corpus numbers subjects, for folder names that write
+    it unpadded.
+    """
+
+    subject: str
+    clip: str
+    name: str | None = None
+    number: int | None = None
+
+
+def emotion_cell(row: SheetRow, clip: ClipId) -> tuple[str, dict[str, Any]]:
+    """The default label hook: the emotion cell as written, no extra columns; a row without one is refused."""
+    return row.require("emotion", "an emotion"), {}
+
+
+def _no_extra(row: SheetRow) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class SheetSpec:
+    """What differs between sheet corpora; :func:`load_sheet_corpus` does the rest alike.
+
+    The shared loop finds the sheet (``sheet_patterns``, preferring the sheets named in
+    ``sheet_names``) and the frames folder (the first of ``frame_dirs`` holding a folder
+    whose name matches ``subject_folder``), reads the ``columns``, and for every row:
+    ``identify`` names the clip, the interval is read, ``label`` gives the emotion (and
+    label-derived extra columns), ``folders`` lists the clip's candidate frame folders
+    (the first is where frames are expected) and ``template`` its frame file names (used
+    when folders are not checked; checked folders are scanned). Extra columns are
+    ``au_raw`` where the corpus has an action-unit column, then ``extra``, then the
+    label's. Hooks refuse a row by raising :class:`RowRefused`, so every corpus reports an
+    unusable row the same way.
+    """
+
+    dataset: str  # the registered loader name; first part of every sample id
+    title: str  # the corpus as messages name it ('CASME II')
+    fps: float
+    columns: tuple[Column, ...]
+    sheet_patterns: tuple[str, ...]
+    frame_dirs: tuple[str, ...]
+    subject_folder: str  # regex a subject folder's name matches
+    identify: Callable[[SheetRow], ClipId]
+    folders: Callable[[Path, ClipId, str], list[Path]]  # (frames folder, clip, emotion) -> candidates
+    template: str | Callable[[Path, ClipId], str]  # or (frames folder, clip) -> template
+    sheet_names: tuple[str, ...] = ()  # preferred sheets of a workbook; else its first non-empty one
+    label: Callable[[SheetRow, ClipId], tuple[str, dict[str, Any]]] = emotion_cell
+    extra: Callable[[SheetRow], dict[str, Any]] = _no_extra
+    offset_from_folder: bool = False  # an offset the sheet lacks ends the unbroken run of frames
+    count_notes: tuple[tuple[str, str], ...] = ()  # (count key, note with {n}) added when counted
+
+
+def load_sheet_corpus(spec: SheetSpec, root: str | Path | None = None, *, sheet: str | Path | None = None,
+                      frames_dir: str | Path | None = None, check_frames: bool = True,
+                      sheet_name: str | None = None, **options: Any) -> SampleTable:
+    """Load the corpus ``spec`` describes: one row per coded clip, with the canonical emotion.
+
+    Every sheet loader is this call with its spec; the options are those of
+    :data:`SHEET_OPTIONS` (see the loaders' docstrings). A label scheme is applied by
+    :func:`mekit.data.load_dataset`, not here, as for every loader.
+    """
+    reject_unknown(options, spec.title, SHEET_OPTIONS)
+    check_frames = as_bool(check_frames, "check_frames")
+    root_p = Path(root).expanduser() if root is not None else None
+    sheet_path = find_sheet(root_p, sheet, spec.sheet_patterns, spec.title)
+    sh = read_sheet(sheet_path, spec.columns,
+                    sheet=sheet_name if sheet_name is not None else (list(spec.sheet_names) or None))
+    fdir = find_frames_dir(root_p, frames_dir, spec.frame_dirs, has_subfolder(spec.subject_folder),
+                           sheet_path.parent, check_frames, spec.title)
+    report = LoadReport()
+    counts: dict[str, int] = {}
+    if not sh.has("apex"):  # only an optional apex column can be absent (SMIC's own release gives none)
+        report.notes.append(f"{sh.label} has no apex column; apex left empty (an apex can be spotted later)")
+    table = _assemble(spec, _clip_rows(spec, sh, fdir, report, counts), report=report,
+                      check_frames=check_frames, frames_dir=fdir, sheet=sh)
+    # With no apex column every row lacks one: the note above says so once, not per row.
+    interval_notes(sh, counts if sh.has("apex") else {k: v for k, v in counts.items() if k != "no_apex"}, report)
+    for key, note in spec.count_notes:
+        if counts.get(key):
+            report.notes.append(note.format(n=counts[key]))
+    return table
+
+
+def _clip_rows(spec: SheetSpec, sheet: Sheet, frames_dir: Path, report: LoadReport,
+               counts: dict[str, int]) -> Iterator[ClipRow]:
+    """The sheet's usable rows as clips; every other row is recorded as one problem naming its row."""
+    has_aus = any(c.key == "action_units" for c in spec.columns)
+    for number, cells in sheet.rows.iterrows():
+        row = SheetRow(sheet, int(number), cells, frames_dir, report, counts)
+        try:
+            clip = spec.identify(row)
+            row = replace(row, sample=f"{spec.dataset}/{clip.subject}/{clip.name or clip.clip}")
+            iv = read_interval(sheet, row.number, cells, row.sample, report, counts)
+            if iv is None:
+                continue
+            emotion, label_extra = spec.label(row, clip)
+        except RowRefused as e:
+            # Before the row is identified it has no sample id and is named by its sheet row.
+            row_problem(report, row.sample, sheet, row.number, e.key, e.value, e.expected, spec.dataset)
+            continue
+        aus = cells.get("action_units")
+        template = spec.template if isinstance(spec.template, str) else spec.template(frames_dir, clip)
+        yield ClipRow(sample_id=row.sample, subject=f"{spec.dataset}/{clip.subject}", clip=clip.clip,
+                      folders=spec.folders(frames_dir, clip, emotion), template=template,
+                      onset=iv.onset, apex=iv.apex, offset=iv.offset, emotion=emotion,
+                      action_units=parse_aus(aus), row=row.number,
+                      extra={**({"au_raw": au_text(aus)} if has_aus else {}), **spec.extra(row), **label_extra})

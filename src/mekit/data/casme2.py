@@ -21,31 +21,19 @@ is left unmarked (None), which searches too.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from mekit.data._sheets import (
-    ClipRow,
+    SHEET_OPTIONS,
+    ClipId,
     Column,
-    as_bool,
-    assemble,
-    au_text,
-    find_frames_dir,
-    find_sheet,
-    has_subfolder,
-    interval_notes,
-    parse_aus,
-    read_interval,
-    read_sheet,
-    reject_unknown,
-    row_problem,
+    SheetRow,
+    SheetSpec,
+    load_sheet_corpus,
     subject_number,
-    text,
 )
-from mekit.data.schema import LoadReport, SampleTable
-
-logger = logging.getLogger(__name__)
+from mekit.data.schema import SampleTable
 
 DATASET = "casme2"
 #: Recording rate of CASME II's high-speed camera (Yan et al., 2014).
@@ -61,9 +49,43 @@ COLUMNS = (
     Column("emotion", ("Estimated Emotion", "EstimatedEmotion", "Emotion")),
 )
 SHEET_PATTERNS = ("CASME2-coding*.xls*", "CASME2*coding*.*", "*coding*.xls*", "*CASME*.xls*", "*.xlsx", "*.csv")
-ACCEPTED = ("sheet", "frames_dir", "check_frames", "sheet_name")
+ACCEPTED = SHEET_OPTIONS
 FRAME_DIRS = ("Cropped", "CASME2_Cropped", "CASME2-Cropped", "CASME2_RAW_selected", "CASME2_RAW", "CASME2-RAW",
               "RAW_selected", "CASME2/Cropped")
+
+
+def _identify(row: SheetRow) -> ClipId:
+    n = row.require("subject", "a subject number (1 or sub01)", subject_number)
+    return ClipId(f"sub{n:02d}", row.require("filename", "a clip name"), number=n)
+
+
+def _folders(frames: Path, clip: ClipId, emotion: str) -> list[Path]:
+    # sub01 as the corpus names it, sub1 as some copies do
+    return [frames / clip.subject / clip.clip, frames / f"sub{clip.number}" / clip.clip]
+
+
+def _template(frames: Path, clip: ClipId) -> str:
+    # The raw release names frames img<N>.jpg, the cropped one reg_img<N>.jpg; detected per clip
+    # when frames are checked, guessed from the folder name otherwise.
+    return "img{frame}.jpg" if "raw" in frames.name.lower() else "reg_img{frame}.jpg"
+
+
+def _face_cropped(frames_dir: Path) -> bool | None:
+    """True for the corpus's ``Cropped`` release, False for its ``RAW`` one, None when the frame
+    folder's name says neither (see the module's note)."""
+    name = frames_dir.name.lower()
+    if "crop" in name:
+        return True
+    if "raw" in name:
+        return False
+    return None
+
+
+SPEC = SheetSpec(
+    dataset=DATASET, title="CASME II", fps=FPS, columns=COLUMNS, sheet_patterns=SHEET_PATTERNS,
+    frame_dirs=FRAME_DIRS, subject_folder=r"sub\d+", identify=_identify, folders=_folders, template=_template,
+    extra=lambda row: {"face_cropped": _face_cropped(row.frames_dir)},
+)
 
 
 def load_casme2(root: str | Path | None = None, *, sheet: str | Path | None = None,
@@ -77,57 +99,5 @@ def load_casme2(root: str | Path | None = None, *, sheet: str | Path | None = No
     onset or apex frame is absent are excluded as problems; without it rows come from
     the sheet alone.
     """
-    reject_unknown(options, "CASME II", ACCEPTED)
-    check_frames = as_bool(check_frames, "check_frames")
-    root_p = Path(root).expanduser() if root is not None else None
-    sheet_path = find_sheet(root_p, sheet, SHEET_PATTERNS, "CASME II")
-    sh = read_sheet(sheet_path, COLUMNS, sheet=sheet_name)
-    fdir = find_frames_dir(root_p, frames_dir, FRAME_DIRS, has_subfolder(r"sub\d+"), sheet_path.parent,
-                           check_frames, "CASME II")
-    # The raw release names frames img<N>.jpg, the cropped one reg_img<N>.jpg; detected per clip
-    # when frames are checked, guessed from the folder name otherwise.
-    template = "img{frame}.jpg" if "raw" in fdir.name.lower() else "reg_img{frame}.jpg"
-    face_cropped = _face_cropped(fdir)
-    report = LoadReport()
-    counts: dict[str, int] = {}
-
-    def clips():
-        for row, cells in sh.rows.iterrows():
-            n, clip = subject_number(cells.get("subject")), text(cells.get("filename"))
-            if n is None:
-                row_problem(report, None, sh, row, "subject", cells.get("subject"),
-                            "a subject number (1 or sub01)", DATASET)
-                continue
-            if clip is None:
-                row_problem(report, None, sh, row, "filename", cells.get("filename"), "a clip name", DATASET)
-                continue
-            sub = f"sub{n:02d}"
-            sid = f"{DATASET}/{sub}/{clip}"
-            iv = read_interval(sh, row, cells, sid, report, counts)
-            if iv is None:
-                continue
-            emotion = text(cells.get("emotion"))
-            if emotion is None:
-                row_problem(report, sid, sh, row, "emotion", None, "an emotion")
-                continue
-            yield ClipRow(sample_id=sid, subject=f"{DATASET}/{sub}", clip=clip,
-                          folders=[fdir / sub / clip, fdir / f"sub{n}" / clip], template=template,
-                          onset=iv.onset, apex=iv.apex, offset=iv.offset, emotion=emotion,
-                          action_units=parse_aus(cells.get("action_units")), row=int(row),
-                          extra={"au_raw": au_text(cells.get("action_units")), "face_cropped": face_cropped})
-
-    table = assemble(DATASET, clips(), fps=FPS, report=report, check_frames=check_frames, frames_dir=fdir,
-                     sheet=sh)
-    interval_notes(sh, counts, report)
-    return table
-
-
-def _face_cropped(frames_dir: Path) -> bool | None:
-    """True for the corpus's ``Cropped`` release, False for its ``RAW`` one, None when the frame
-    folder's name says neither (see the module's note)."""
-    name = frames_dir.name.lower()
-    if "crop" in name:
-        return True
-    if "raw" in name:
-        return False
-    return None
+    return load_sheet_corpus(SPEC, root, sheet=sheet, frames_dir=frames_dir, check_frames=check_frames,
+                             sheet_name=sheet_name, **options)

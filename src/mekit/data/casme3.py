@@ -17,37 +17,25 @@ writes ``others`` and ``Others``; the label is the canonical ``others`` for both
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from mekit.data._sheets import (
+    SHEET_OPTIONS,
     CellError,
-    ClipRow,
+    ClipId,
     Column,
-    as_bool,
-    assemble,
-    au_text,
-    find_frames_dir,
-    find_sheet,
+    SheetRow,
+    SheetSpec,
     frame_number,
-    has_subfolder,
-    interval_notes,
-    parse_aus,
-    read_interval,
-    read_sheet,
-    reject_unknown,
-    row_problem,
-    text,
+    load_sheet_corpus,
 )
-from mekit.data.schema import LoadReport, SampleTable
-
-logger = logging.getLogger(__name__)
+from mekit.data.schema import SampleTable
 
 DATASET = "casme3"
 #: Part A's colour video runs at 30 fps (Li et al., 2023).
 FPS = 30.0
-ACCEPTED = ("sheet", "frames_dir", "check_frames", "sheet_name")
+ACCEPTED = SHEET_OPTIONS
 _ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6, "VII": 7}
 
 COLUMNS = (
@@ -64,6 +52,34 @@ SHEET_PATTERNS = ("casme3*.xls*", "cas(me)3*part_A*.xls*", "*part_A*.xls*", "*ca
 FRAME_DIRS = ("part_A/data/part_A", "data/part_A", "part_A", "part_A/data/part_A_split/part_A")
 
 
+def _identify(row: SheetRow) -> ClipId:
+    sub = row.require("subject", "a subject (spNO.1)")
+    video = row.require("filename", "a video name (a, b, ...)")
+    try:
+        onset = frame_number(row.cell("onset"))
+    except CellError:
+        onset = None
+    # A video holds several clips: its onset names each. A row whose onset is unreadable is
+    # refused by the interval check, under a name that still says which row it was.
+    return ClipId(sub, video, name=f"{video}_{onset}" if onset is not None else f"{video}@row{row.number}")
+
+
+def _folders(frames: Path, clip: ClipId, emotion: str) -> list[Path]:
+    return [frames / clip.subject / clip.clip / "color", frames / clip.subject / clip.clip]
+
+
+def _extra(row: SheetRow) -> dict[str, Any]:
+    obj = row.text("objective_class")
+    return {"objective_class": _ROMAN.get(obj.upper(), obj) if obj else None}
+
+
+SPEC = SheetSpec(
+    dataset=DATASET, title="CAS(ME)^3", fps=FPS, columns=COLUMNS, sheet_patterns=SHEET_PATTERNS,
+    frame_dirs=FRAME_DIRS, subject_folder=r"spNO\.\d+", sheet_names=("label",), identify=_identify,
+    folders=_folders, template="{frame}.jpg", extra=_extra,
+)
+
+
 def load_casme3(root: str | Path | None = None, *, sheet: str | Path | None = None,
                 frames_dir: str | Path | None = None, check_frames: bool = True,
                 sheet_name: str | None = None, **options: Any) -> SampleTable:
@@ -75,46 +91,5 @@ def load_casme3(root: str | Path | None = None, *, sheet: str | Path | None = No
     ``<Subject>/<Filename>/color/<N>.jpg`` (or ``<Subject>/<Filename>/<N>.jpg``). Extra
     columns: ``objective_class`` (I-VII as 1-7), ``au_raw``.
     """
-    reject_unknown(options, "CAS(ME)^3", ACCEPTED)
-    check_frames = as_bool(check_frames, "check_frames")
-    root_p = Path(root).expanduser() if root is not None else None
-    sheet_path = find_sheet(root_p, sheet, SHEET_PATTERNS, "CAS(ME)^3")
-    sh = read_sheet(sheet_path, COLUMNS, sheet=sheet_name if sheet_name is not None else ["label"])
-    fdir = find_frames_dir(root_p, frames_dir, FRAME_DIRS, has_subfolder(r"spNO\.\d+"), sheet_path.parent,
-                           check_frames, "CAS(ME)^3")
-    report = LoadReport()
-    counts: dict[str, int] = {}
-
-    def clips():
-        for row, cells in sh.rows.iterrows():
-            sub, video = text(cells.get("subject")), text(cells.get("filename"))
-            if sub is None:
-                row_problem(report, None, sh, row, "subject", None, "a subject (spNO.1)", DATASET)
-                continue
-            if video is None:
-                row_problem(report, None, sh, row, "filename", None, "a video name (a, b, ...)", DATASET)
-                continue
-            try:
-                onset = frame_number(cells.get("onset"))
-            except CellError:
-                onset = None
-            sid = f"{DATASET}/{sub}/{video}_{onset}" if onset is not None else f"{DATASET}/{sub}/{video}@row{row}"
-            iv = read_interval(sh, row, cells, sid, report, counts)
-            if iv is None:
-                continue
-            emotion = text(cells.get("emotion"))
-            if emotion is None:
-                row_problem(report, sid, sh, row, "emotion", None, "an emotion")
-                continue
-            obj = text(cells.get("objective_class"))
-            yield ClipRow(sample_id=sid, subject=f"{DATASET}/{sub}", clip=video,
-                          folders=[fdir / sub / video / "color", fdir / sub / video],
-                          template="{frame}.jpg", onset=iv.onset, apex=iv.apex, offset=iv.offset,
-                          emotion=emotion, action_units=parse_aus(cells.get("action_units")), row=int(row),
-                          extra={"au_raw": au_text(cells.get("action_units")),
-                                 "objective_class": _ROMAN.get(obj.upper(), obj) if obj else None})
-
-    table = assemble(DATASET, clips(), fps=FPS, report=report, check_frames=check_frames, frames_dir=fdir,
-                     sheet=sh)
-    interval_notes(sh, counts, report)
-    return table
+    return load_sheet_corpus(SPEC, root, sheet=sheet, frames_dir=frames_dir, check_frames=check_frames,
+                             sheet_name=sheet_name, **options)

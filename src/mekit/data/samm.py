@@ -13,37 +13,26 @@ are kept as written in ``au_raw`` and parsed into tokens in ``action_units``.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from mekit.data._sheets import (
-    ClipRow,
+    SHEET_OPTIONS,
+    ClipId,
     Column,
-    as_bool,
-    assemble,
-    au_text,
-    find_frames_dir,
-    find_sheet,
+    SheetRow,
+    SheetSpec,
     frame_number,
-    has_subfolder,
-    interval_notes,
-    parse_aus,
-    read_interval,
-    read_sheet,
-    reject_unknown,
-    row_problem,
+    load_sheet_corpus,
     subject_number,
     text,
 )
-from mekit.data.schema import LoadReport, SampleTable
-
-logger = logging.getLogger(__name__)
+from mekit.data.schema import SampleTable
 
 DATASET = "samm"
 #: SAMM was recorded at 200 fps (Davison et al., 2018).
 FPS = 200.0
-ACCEPTED = ("sheet", "frames_dir", "check_frames", "sheet_name")
+ACCEPTED = SHEET_OPTIONS
 
 COLUMNS = (
     Column("subject", ("Subject", "Sub", "Subject ID")),
@@ -63,6 +52,39 @@ SHEET_PATTERNS = ("SAMM_Micro_FACS_Codes*.xls*", "SAMM*.xls*", "*SAMM*.csv", "*.
 FRAME_DIRS = ("SAMM", "SAMM_Cropped", "SAMM_CROP", "SAMM_cropped", "samm")
 
 
+def _identify(row: SheetRow) -> ClipId:
+    n = row.require("subject", "a subject number (6 or 006)", subject_number)
+    return ClipId(f"{n:03d}", row.require("filename", "a clip name"), number=n)
+
+
+def _folders(frames: Path, clip: ClipId, emotion: str) -> list[Path]:
+    # 006 as the corpus names it, 6 as the sheet may write it
+    return [frames / clip.subject / clip.clip, frames / str(clip.number) / clip.clip]
+
+
+def _int_or_text(value: Any) -> int | str | None:
+    """Whole numbers as int (3.0 -> 3), anything else as text, blank as None."""
+    try:
+        return frame_number(value)
+    except ValueError:
+        return text(value)
+
+
+def _extra(row: SheetRow) -> dict[str, Any]:
+    return {"objective_class": _int_or_text(row.cell("objective_class")),
+            "inducement_code": _int_or_text(row.cell("inducement_code")),
+            "duration": _int_or_text(row.cell("duration")),
+            "micro": row.text("micro"),
+            "notes": row.text("notes")}
+
+
+SPEC = SheetSpec(
+    dataset=DATASET, title="SAMM", fps=FPS, columns=COLUMNS, sheet_patterns=SHEET_PATTERNS,
+    frame_dirs=FRAME_DIRS, subject_folder=r"\d{3}", sheet_names=("MICRO_ONLY",), identify=_identify,
+    folders=_folders, template=lambda frames, clip: f"{clip.subject}_{{frame:05d}}.jpg", extra=_extra,
+)
+
+
 def load_samm(root: str | Path | None = None, *, sheet: str | Path | None = None,
               frames_dir: str | Path | None = None, check_frames: bool = True,
               sheet_name: str | None = None, **options: Any) -> SampleTable:
@@ -74,56 +96,5 @@ def load_samm(root: str | Path | None = None, *, sheet: str | Path | None = None
     ``objective_class`` (Davison et al.'s objective classes I-VII written as numbers),
     ``inducement_code``, ``duration``, ``micro``, ``notes``, ``au_raw``.
     """
-    reject_unknown(options, "SAMM", ACCEPTED)
-    check_frames = as_bool(check_frames, "check_frames")
-    root_p = Path(root).expanduser() if root is not None else None
-    sheet_path = find_sheet(root_p, sheet, SHEET_PATTERNS, "SAMM")
-    sh = read_sheet(sheet_path, COLUMNS, sheet=sheet_name if sheet_name is not None else ["MICRO_ONLY"])
-    fdir = find_frames_dir(root_p, frames_dir, FRAME_DIRS, has_subfolder(r"\d{3}"), sheet_path.parent,
-                           check_frames, "SAMM")
-    report = LoadReport()
-    counts: dict[str, int] = {}
-
-    def clips():
-        for row, cells in sh.rows.iterrows():
-            n, clip = subject_number(cells.get("subject")), text(cells.get("filename"))
-            if n is None:
-                row_problem(report, None, sh, row, "subject", cells.get("subject"),
-                            "a subject number (6 or 006)", DATASET)
-                continue
-            if clip is None:
-                row_problem(report, None, sh, row, "filename", cells.get("filename"), "a clip name", DATASET)
-                continue
-            sub = f"{n:03d}"
-            sid = f"{DATASET}/{sub}/{clip}"
-            iv = read_interval(sh, row, cells, sid, report, counts)
-            if iv is None:
-                continue
-            emotion = text(cells.get("emotion"))
-            if emotion is None:
-                row_problem(report, sid, sh, row, "emotion", None, "an emotion")
-                continue
-            yield ClipRow(sample_id=sid, subject=f"{DATASET}/{sub}", clip=clip,
-                          folders=[fdir / sub / clip, fdir / str(n) / clip],
-                          template=f"{sub}_{{frame:05d}}.jpg",
-                          onset=iv.onset, apex=iv.apex, offset=iv.offset, emotion=emotion,
-                          action_units=parse_aus(cells.get("action_units")), row=int(row),
-                          extra={"au_raw": au_text(cells.get("action_units")),
-                                 "objective_class": _int_or_text(cells.get("objective_class")),
-                                 "inducement_code": _int_or_text(cells.get("inducement_code")),
-                                 "duration": _int_or_text(cells.get("duration")),
-                                 "micro": text(cells.get("micro")),
-                                 "notes": text(cells.get("notes"))})
-
-    table = assemble(DATASET, clips(), fps=FPS, report=report, check_frames=check_frames, frames_dir=fdir,
-                     sheet=sh)
-    interval_notes(sh, counts, report)
-    return table
-
-
-def _int_or_text(value: Any) -> int | str | None:
-    """Whole numbers as int (3.0 -> 3), anything else as text, blank as None."""
-    try:
-        return frame_number(value)
-    except ValueError:
-        return text(value)
+    return load_sheet_corpus(SPEC, root, sheet=sheet, frames_dir=frames_dir, check_frames=check_frames,
+                             sheet_name=sheet_name, **options)
