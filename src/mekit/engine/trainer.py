@@ -1,4 +1,10 @@
-"""The training loop for every neural model family.
+"""Training of every neural classification model, and what every neural trainer shares: the
+training settings (:class:`TrainConfig`) and the device set-up (:class:`Runtime`).
+
+The epochs themselves (optimiser, schedule, mixed precision, early stopping, checkpoints,
+``epoch`` events) run in :func:`mekit.engine.loop.run_epochs`, the loop the intensity
+trainers use too; :class:`NeuralModel` says what a classification batch, loss and validation
+metric are.
 
 Honest by construction: early stopping and model selection use only an inner validation
 split drawn from the TRAINING subjects of a fold (``selection="inner_val"``), or a fixed
@@ -16,7 +22,6 @@ Each epoch emits an ``epoch`` event (:mod:`mekit.events`).
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from mekit import events
 from mekit.config import ComputeConfig, from_dict
+from mekit.engine.loop import Batch, begin_fit, choose_threads, minibatches, run_epochs
+# the inner validation split, under the name the leakage audit patches
+from mekit.engine.loop import subject_val_split as _subject_val_split
 from mekit.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -222,17 +227,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
 
 
-def _subject_val_split(groups: np.ndarray, frac: float, seed: int) -> np.ndarray:
-    """Boolean mask of validation samples: whole subjects drawn from the training subjects."""
-    subj = np.unique(groups)
-    if len(subj) < 3:
-        return np.zeros(len(groups), bool)
-    rng = np.random.default_rng(seed)
-    n_val = max(1, int(round(frac * len(subj))))
-    val = rng.choice(subj, size=n_val, replace=False)
-    return np.isin(groups, val)
-
-
 class NeuralModel:
     """fit(X, y, groups) / predict_proba(X) over a registered torch model, like ClassicalModel."""
 
@@ -311,14 +305,14 @@ class NeuralModel:
         return MODELS.meta(self.model_name)["input"] in ("flow", "dual_flow", "image", "roi_flow")
 
     def _fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray, rt: Runtime) -> NeuralModel:
+        """One fit through :func:`mekit.engine.loop.run_epochs`: this method draws the inner
+        validation split, builds the model and loss and says what a batch is (rows of the
+        epoch's order, augmented); the loop does the epochs, selection and checkpoints."""
         import torch
 
         from mekit.engine.augment import AugmentConfig, augment_batch
-        from mekit.engine.seed import cpu_threads, seed_everything
 
-        seed_everything(self.seed, self.cfg.threads)
-        rt.enforce()
-        self.history_ = []
+        begin_fit(self.seed, self.cfg, rt)
         self.epoch_class_counts_: list[list[int]] = []
         self.classes_ = np.array(sorted(np.unique(y)))
         n_classes = len(self.classes_)
@@ -330,92 +324,48 @@ class NeuralModel:
         tr = np.flatnonzero(~val_mask)
         va = np.flatnonzero(val_mask)
         model = self._build(n_classes)
-        if self.cfg.threads == 0:
-            # Small networks run faster on one thread (thread start-up dominates their tiny
-            # kernels, measured 15 s vs 0.2 s per backward pass under load); large ones use all cores.
-            n_params = sum(p.numel() for p in model.parameters())
-            torch.set_num_threads(1 if n_params < 1_000_000 else cpu_threads(0))
+        choose_threads(model, self.cfg.threads)
         kind = model.input_kind
         model = rt.model(model)
         loss_fn = self._loss(y_idx[tr], n_classes).to(rt.device)
-        opt = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         aug = from_dict(AugmentConfig, self.cfg.augment, "model.params.augment")
-        gen = torch.Generator().manual_seed(self.seed)
         Xt = torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32)
         yt = torch.as_tensor(y_idx, dtype=torch.long)
-        start, best, best_state, bad = 0, -np.inf, None, 0
-        ckpt = self._ckpt_path()
-        if ckpt is not None and ckpt.exists():
-            state = torch.load(ckpt, weights_only=True, map_location="cpu")
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["opt"])
-            gen.set_state(state["gen"])
-            torch.set_rng_state(state["torch_rng"])
-            start, best, bad = int(state["epoch"]) + 1, float(state["best"]), int(state["bad"])
-            best_state = state["best_state"] or None
-            self.history_ = [dict(h) for h in state["history"]]
-            self.epoch_class_counts_ = [list(c) for c in state.get("class_counts", [])]
-            if rt.scaler is not None and state.get("scaler"):
-                rt.scaler.load_state_dict(state["scaler"])
-            log.info("resuming %s from epoch %d", ckpt, start)
         probs_w = None
         if self.cfg.balanced_sampler:
             counts = np.bincount(y_idx[tr], minlength=n_classes).astype(float)
             probs_w = torch.as_tensor(1.0 / counts[y_idx[tr]], dtype=torch.double)
-        best_epoch = start - 1
-        for epoch in range(start, self.cfg.epochs):
-            for group in opt.param_groups:
-                group["lr"] = self.cfg.lr_at(epoch)
-            model.train()
-            order = self._epoch_order(tr, y_idx[tr], epoch, gen, probs_w)
-            total, n = 0.0, 0
-            seen = np.zeros(n_classes, np.int64)
-            for i in range(0, len(order), self.cfg.batch_size):
-                idx = order[i:i + self.cfg.batch_size]
-                if len(idx) < 2 and len(order) > 2:
-                    continue  # batch-norm cannot train on a single sample
-                xb = rt.batch(augment_batch(Xt[idx], kind, aug, gen))
-                yb = yt[idx]
-                with rt.autocast():
-                    logits = model(xb)
-                # the loss in float32: bf16/fp16 logits lose the small differences it averages
-                loss = loss_fn(logits.float(), yb.to(rt.device))
-                rt.step(loss, opt)
-                total += float(loss.detach()) * len(idx)
-                n += len(idx)
-                seen += np.bincount(yb.numpy(), minlength=n_classes)
-            # the labels training actually drew this epoch (after any resampling); apart from
-            # history_, whose records stay plain numbers (the runner writes them as learning curves)
-            self.epoch_class_counts_.append(seen.tolist())
-            rec = {"epoch": epoch, "lr": self.cfg.lr_at(epoch), "train_loss": total / max(n, 1)}
-            if len(va):
-                from sklearn.metrics import f1_score
 
-                p = self._predict(model, Xt[va], rt=rt).argmax(1)
-                rec["val_uf1"] = float(f1_score(y_idx[va], p, average="macro"))
-                if rec["val_uf1"] > best:
-                    best, bad, best_epoch = rec["val_uf1"], 0, epoch
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    bad += 1
-            self.history_.append(rec)
-            events.emit("epoch", stage="train", epoch=epoch + 1, epochs=self.cfg.epochs, loss=rec["train_loss"],
-                        val=rec.get("val_uf1"), lr=rec["lr"], metric="val_uf1")
-            if ckpt is not None:
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                            "torch_rng": torch.get_rng_state(), "epoch": epoch, "best": best, "bad": bad,
-                            "best_state": best_state or {}, "history": self.history_,
-                            "class_counts": self.epoch_class_counts_,
-                            "scaler": rt.scaler.state_dict() if rt.scaler is not None else {}},
-                           ckpt.with_suffix(".tmp"))
-                ckpt.with_suffix(".tmp").replace(ckpt)
-            if len(va) and bad >= self.cfg.patience:
-                break
-        if best_state is not None:
-            model.load_state_dict(best_state)
+        def batches(epoch: int, gen: Any):
+            order = self._epoch_order(tr, y_idx[tr], epoch, gen, probs_w)
+            seen = np.zeros(n_classes, np.int64)
+            for idx in minibatches(order, self.cfg.batch_size):
+                yb = yt[idx]
+                seen += np.bincount(yb.numpy(), minlength=n_classes)
+                yield Batch(rt.batch(augment_batch(Xt[idx], kind, aug, gen)), yb.to(rt.device), len(idx))
+            # (runs once the epoch's last batch is drawn) the labels training actually drew this
+            # epoch, after any resampling; apart from history_, whose records stay plain numbers
+            # (the runner writes them as learning curves)
+            self.epoch_class_counts_.append(seen.tolist())
+
+        def validate(m: Any) -> float:
+            from sklearn.metrics import f1_score
+
+            return float(f1_score(y_idx[va], self._predict(m, Xt[va], rt=rt).argmax(1), average="macro"))
+
+        def set_state(saved: dict[str, Any]) -> None:
+            self.epoch_class_counts_ = [list(c) for c in saved.get("class_counts", [])]
+
+        res = run_epochs(model, self.cfg, rt, seed=self.seed, batches=batches,
+                         loss=lambda logits, b: loss_fn(logits.float(), b.target),
+                         validate=validate if len(va) else None, metric="val_uf1", maximize=True,
+                         checkpoint=self._ckpt_path(),
+                         state=(lambda: {"class_counts": self.epoch_class_counts_}, set_state))
+        self.history_ = res.history
+        if res.selected:
             self.selection_ = {"method": f"early stopping on an inner validation split of "
                                          f"{len(np.unique(groups[va]))} training subjects (macro F1)",
-                               "chosen": {"epoch": best_epoch, "val_uf1": round(best, 4)},
+                               "chosen": {"epoch": res.best_epoch, "val_uf1": round(res.best, 4)},
                                "validation_subjects": sorted(map(str, np.unique(groups[va])))}
         else:
             self.selection_ = {"method": f"fixed budget of {self.cfg.epochs} epochs (no selection)", "chosen": {}}

@@ -51,6 +51,10 @@ the training subjects. Neural: any registered model whose input kind is ``flow``
 (onset and frame ``t`` crops) or ``sequence`` (cnn_lstm: a per-frame intensity over a sequence
 of ``seq_len`` frames spanning the clip), trained by :class:`IntensityNet` with an MSE, MAE or
 Huber loss, optionally joint with a classification loss (multi-task).
+
+Still images (one rating per image): :class:`StillRegressorNet`, a registered 2-D CNN
+(``compact_cnn`` by default) with a single regression output, trained on aligned face crops
+through the same epoch loop (:mod:`mekit.engine.loop`).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -573,14 +578,16 @@ class FrameRegressor:
 
 
 # -- neural regression --------------------------------------------------------------------------------
-def _val_subjects(groups: np.ndarray, frac: float, seed: int) -> np.ndarray:
-    """Whole training subjects set aside for early stopping (none with fewer than 3 subjects)."""
-    subj = np.unique(groups)
-    if len(subj) < 3:
-        return np.zeros(len(groups), bool)
-    rng = np.random.default_rng(seed)
-    val = rng.choice(subj, size=max(1, int(round(frac * len(subj)))), replace=False)
-    return np.isin(groups, val)
+def regression_loss(settings: IntensitySettings) -> Any:
+    """The per-example (``reduction="none"``) regression loss ``intensity.loss`` names: MSE, MAE
+    or Huber with ``huber_delta``."""
+    from torch import nn
+
+    if settings.loss == "mse":
+        return nn.MSELoss(reduction="none")
+    if settings.loss == "mae":
+        return nn.L1Loss(reduction="none")
+    return nn.HuberLoss(reduction="none", delta=settings.huber_delta)
 
 
 class IntensityNet:
@@ -591,7 +598,10 @@ class IntensityNet:
     at jittered positions during training, evenly spaced for prediction, where the per-frame
     outputs are linearly interpolated to every frame). Seeded and deterministic; early stopping
     on the mean absolute error of an inner validation split of whole TRAINING subjects
-    (``selection: inner_val``), or a fixed number of epochs (``selection: fixed``).
+    (``selection: inner_val``), or a fixed number of epochs (``selection: fixed``). The epochs run
+    in :func:`mekit.engine.loop.run_epochs`, the loop classification uses: the same schedule,
+    mixed precision, determinism and ``epoch`` events, and, given a ``checkpoint_dir``, a
+    checkpoint after every epoch from which a killed fit resumes to the uninterrupted result.
 
     The loss is ``(1 - w) * regression + w * classification`` with ``w`` =
     ``classification_weight``: the regression loss is MSE, MAE or Huber; the classification
@@ -607,7 +617,7 @@ class IntensityNet:
     """
 
     def __init__(self, model: str, params: Mapping[str, Any] | None, settings: IntensitySettings,
-                 seed: int = 0, compute: Any = None) -> None:
+                 seed: int = 0, compute: Any = None, checkpoint_dir: str | Path | None = None) -> None:
         from mekit.engine.trainer import TrainConfig, as_compute
 
         self.kind = neural_kind(model)
@@ -620,6 +630,7 @@ class IntensityNet:
         self.cfg = TrainConfig.from_params(p)
         self.seed = int(seed)
         self.compute = as_compute(compute)  # mekit.config.ComputeConfig: device, amp, determinism
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self._rt: Any = None
         self.classes_ = np.array([], dtype=str)
         self.history_: list[dict[str, float]] = []
@@ -683,13 +694,7 @@ class IntensityNet:
         return x, y, ps
 
     def _reg_loss(self) -> Any:
-        from torch import nn
-
-        if self.settings.loss == "mse":
-            return nn.MSELoss(reduction="none")
-        if self.settings.loss == "mae":
-            return nn.L1Loss(reduction="none")
-        return nn.HuberLoss(reduction="none", delta=self.settings.huber_delta)
+        return regression_loss(self.settings)
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, clips: list[ClipInput], targets: list[np.ndarray], groups: np.ndarray,
@@ -705,32 +710,33 @@ class IntensityNet:
 
     def _fit(self, clips: list[ClipInput], targets: list[np.ndarray], groups: np.ndarray,
              soft: np.ndarray | None, classes: list[str] | None, rt: Any) -> IntensityNet:
+        """One fit through :func:`mekit.engine.loop.run_epochs`: this method says what an
+        example is (a frame, or a clip for sequence models), the loss and the validation MAE."""
         import torch
-
-        from mekit import events
 
         from mekit.config import from_dict
         from mekit.engine.augment import AugmentConfig, augment_batch
-        from mekit.engine.seed import seed_everything
+        from mekit.engine.loop import Batch, begin_fit, minibatches, run_epochs, subject_val_split
         from mekit.models import build_model
 
-        seed_everything(self.seed, self.cfg.threads)
-        rt.enforce()
+        # torch keeps the thread count seed_everything sets (all cores unless model.params.threads):
+        # the single-thread rule of small classification nets would change these fits' rounding
+        begin_fit(self.seed, self.cfg, rt)
         w = self.settings.classification_weight
         joint = w > 0
         if joint and (soft is None or not classes):
             raise ConfigError("a joint intensity + classification model needs class labels")
         self.classes_ = np.asarray(classes if joint else [], dtype=str)
         model = rt.model(build_model(self.model_name, num_classes=len(self.classes_), **self.cfg.model_params))
-        opt = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         aug_params = {**self.cfg.augment, "temporal_jitter": 0}  # a shift in time would misalign targets
         aug = from_dict(AugmentConfig, aug_params, "model.params.augment")
-        gen = torch.Generator().manual_seed(self.seed)
+        # sequence positions are jittered from a NumPy generator of their own (saved in checkpoints)
         rng = np.random.default_rng(self.seed)
         reg_loss = self._reg_loss()
         soft_t = torch.as_tensor(soft, dtype=torch.float32, device=rt.device) if joint else None
 
-        val_clip = (_val_subjects(np.asarray(groups), self.cfg.val_fraction, self.seed)
+        groups = np.asarray(groups)
+        val_clip = (subject_val_split(groups, self.cfg.val_fraction, self.seed)
                     if self.cfg.selection == "inner_val" else np.zeros(len(clips), bool))
         tr_c, va_c = np.flatnonzero(~val_clip), np.flatnonzero(val_clip)
         seq = self.kind == "sequence"
@@ -741,17 +747,10 @@ class IntensityNet:
 
         tr_units = tr_c if seq else frame_index(tr_c, self.settings.train_stride)
         va_units = va_c if seq else frame_index(va_c, max(self.settings.train_stride, 2))
-        best, best_state, bad, best_epoch = np.inf, None, 0, -1
-        for epoch in range(self.cfg.epochs):
-            for group in opt.param_groups:
-                group["lr"] = self.cfg.lr_at(epoch)
-            model.train()
+
+        def batches(epoch: int, gen: Any):
             order = torch.randperm(len(tr_units), generator=gen).numpy()
-            total, n = 0.0, 0
-            for i in range(0, len(order), self.cfg.batch_size):
-                sel = order[i:i + self.cfg.batch_size]
-                if len(sel) < 2 and len(order) > 2:
-                    continue  # batch norm cannot train on one example
+            for sel in minibatches(order, self.cfg.batch_size):
                 if seq:
                     cids = tr_units[sel]
                     xb, yb, _ = self._seq_batch(clips, cids, rng, targets)
@@ -762,48 +761,50 @@ class IntensityNet:
                     yb = torch.as_tensor(np.array([targets[c][t] for c, t in idx]), dtype=torch.float32)
                 # augmentation on the CPU with the CPU generator: the same draws on every device
                 xb = rt.batch(augment_batch(xb, self.kind, aug, gen))
-                yb = yb.to(rt.device)
-                with rt.autocast():
-                    out = model.forward_with_intensity(xb)
-                # losses in float32 (mixed precision covers the network only)
-                loss = reg_loss(out["intensity"].float(), yb).mean()
-                if joint:
-                    logp = torch.log_softmax(out["logits"].float(), dim=1)
-                    ce = -(soft_t[torch.as_tensor(cids, device=rt.device)] * logp).sum(1)
-                    weight = torch.ones_like(ce) if seq else yb.clamp(0, 1)
-                    loss = (1 - w) * loss + w * (ce * weight).sum() / weight.sum().clamp_min(1e-6)
-                rt.step(loss, opt)
-                total += float(loss.detach()) * len(sel)
-                n += len(sel)
-            rec = {"epoch": epoch, "lr": self.cfg.lr_at(epoch), "train_loss": total / max(n, 1)}
-            if len(va_units):
-                self.model_ = model
-                err = []
-                for c in (va_units if seq else np.unique(va_units[:, 0])):
-                    p = self._predict_raw(clips[c])
-                    err.append(np.abs(p - targets[c]))
-                rec["val_mae"] = float(np.mean(np.concatenate(err)))
-                if rec["val_mae"] < best:
-                    best, bad, best_epoch = rec["val_mae"], 0, epoch
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    bad += 1
-            self.history_.append(rec)
-            events.emit("epoch", stage="train", epoch=epoch + 1, epochs=self.cfg.epochs, loss=rec["train_loss"],
-                        val=rec.get("val_mae"), lr=rec["lr"], metric="val_mae")
-            if len(va_units) and bad >= self.cfg.patience:
-                break
-        if best_state is not None:
-            model.load_state_dict(best_state)
+                yield Batch(xb, (yb.to(rt.device), cids), len(sel))
+
+        def loss(out: dict[str, Any], b: Batch) -> Any:
+            yb, cids = b.target
+            value = reg_loss(out["intensity"].float(), yb).mean()
+            if joint:
+                logp = torch.log_softmax(out["logits"].float(), dim=1)
+                ce = -(soft_t[torch.as_tensor(cids, device=rt.device)] * logp).sum(1)
+                weight = torch.ones_like(ce) if seq else yb.clamp(0, 1)
+                value = (1 - w) * value + w * (ce * weight).sum() / weight.sum().clamp_min(1e-6)
+            return value
+
+        def validate(m: Any) -> float:
+            # whole clips, as predicted after training (every frame, interpolated for sequences)
+            self.model_ = m
+            err = [np.abs(self._predict_raw(clips[c]) - targets[c])
+                   for c in (va_units if seq else np.unique(va_units[:, 0]))]
+            return float(np.mean(np.concatenate(err)))
+
+        def set_state(saved: dict[str, Any]) -> None:
+            rng.bit_generator.state = saved["positions_rng"]
+
+        res = run_epochs(model, self.cfg, rt, seed=self.seed, batches=batches, loss=loss,
+                         forward=lambda m, x: m.forward_with_intensity(x),
+                         validate=validate if len(va_units) else None, metric="val_mae", maximize=False,
+                         checkpoint=self._ckpt_path(),
+                         state=(lambda: {"positions_rng": rng.bit_generator.state}, set_state))
+        self.history_ = res.history
+        if res.selected:
             self.selection_ = {"method": f"early stopping on the intensity MAE of an inner validation split "
-                                         f"of {len(np.unique(np.asarray(groups)[va_c]))} training subjects",
-                               "chosen": {"epoch": best_epoch, "val_mae": round(float(best), 4)}}
+                                         f"of {len(np.unique(groups[va_c]))} training subjects",
+                               "chosen": {"epoch": res.best_epoch, "val_mae": round(float(res.best), 4)}}
         else:
             self.selection_ = {"method": f"fixed budget of {self.cfg.epochs} epochs (no selection)", "chosen": {}}
         self.selection_["compute"] = rt.describe()
         model.eval()
         self.model_ = model
         return self
+
+    def _ckpt_path(self) -> Path | None:
+        if self.checkpoint_dir is None:
+            return None
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        return self.checkpoint_dir / "train_state.pt"
 
     # -- prediction ----------------------------------------------------------------------------
     def _predict_raw(self, clip: ClipInput, batch: int = 256) -> np.ndarray:
@@ -857,3 +858,228 @@ class IntensityNet:
             p = torch.softmax(out["logits"].float(), 1).cpu().numpy()
             wt = np.clip(out["intensity"].float().cpu().numpy(), 0, None) + 1e-6
             return (p * wt[:, None]).sum(0) / wt.sum()
+
+
+# -- still images: a CNN regression head ---------------------------------------------------------------
+#: input kinds of the registered models a still-image regressor can read (2-D CNNs on [B, 3, H, W])
+STILL_KINDS = ("image", "flow")
+
+
+class StillRegressorNet:
+    """A CNN that rates still images: one intensity in 0..1 per aligned face crop.
+
+    The image-level counterpart of :class:`IntensityNet` (one rating per image, no frames or
+    clips): a registered 2-D CNN of :mod:`mekit.models` built with a single regression output
+    (its intensity head, and no classifier), trained through :func:`mekit.engine.loop.run_epochs`.
+
+    API::
+
+        net = StillRegressorNet(model="compact_cnn", params=None, settings=None, seed=0,
+                                compute=None, checkpoint_dir=None)
+        net.fit(images, ratings, groups)   # uint8 [N, H, W, 3], float [N] in 0..1, subject [N]
+        net.predict(images)                # float64 [N], clipped to 0..1
+
+    - ``model``: a registered model reading 3-channel 2-D input (input kind ``image`` or
+      ``flow``). ``compact_cnn`` by default: ~0.1 M parameters, a few seconds per epoch of a
+      few hundred 64-pixel crops on one CPU core, hard to over-fit on the few hundred rated
+      images a corpus holds; ``resnet18_flow`` or ``efficientnet_lite0`` are larger options.
+    - ``params``: ``model.params`` (:class:`mekit.engine.trainer.TrainConfig`: epochs, batch_size,
+      lr, schedule, selection, val_fraction, patience, augment, threads, model_params).
+    - ``settings``: :class:`IntensitySettings`, of which it reads ``loss`` (mse, mae or huber,
+      with ``huber_delta``) and ``image_size`` (the side crops are resized to, with area
+      interpolation); defaults when None.
+    - ``compute``: the ``compute`` section (device, amp, channels_last, deterministic).
+    - ``checkpoint_dir``: a checkpoint after every epoch there; a killed fit resumes from it.
+
+    Inputs: pixels scaled to 0..1, then normalised with the model's registered mean/std (as
+    classification's image inputs are). Model selection: with ``selection: inner_val``, early
+    stopping on the mean absolute error of an inner validation split of whole TRAINING
+    subjects (:func:`mekit.engine.loop.subject_val_split`; never the held-out ones, which
+    ``fit`` never sees), restoring the best epoch's weights; with ``selection: fixed`` (or fewer
+    than 3 training subjects) the full epoch budget. ``selection_`` says which, with the chosen
+    epoch and the validation subjects; ``history_`` holds one record per epoch.
+
+    Bundles: ``model_``, ``model_name``, ``history_``, ``classes_`` (empty) and
+    :meth:`describe` follow :class:`mekit.engine.trainer.NeuralModel`, so
+    :func:`mekit.engine.bundle.save_bundle` stores it (with ``extra={"task": "intensity", ...}``)
+    and :meth:`from_fitted` wraps what :func:`~mekit.engine.bundle.load_bundle` rebuilds.
+    """
+
+    def __init__(self, model: str = "compact_cnn", params: Mapping[str, Any] | None = None,
+                 settings: IntensitySettings | None = None, seed: int = 0, compute: Any = None,
+                 checkpoint_dir: str | Path | None = None) -> None:
+        from mekit.engine.trainer import TrainConfig, as_compute
+        from mekit.models import MODELS
+
+        if model not in MODELS:
+            raise ConfigError(f"unknown still-image model {model!r}; expected a registered 2-D CNN "
+                              f"({', '.join(self.models())})")
+        meta = MODELS.meta(model)
+        if meta["input"] not in STILL_KINDS or meta["channels"] != 3:
+            raise ConfigError(f"model {model!r} reads input kind {meta['input']!r} with {meta['channels']} "
+                              f"channels; a still-image regressor needs a 2-D CNN on 3-channel images "
+                              f"({', '.join(self.models())})")
+        self.model_name = model
+        p = dict(params or {})
+        mp = dict(p.get("model_params") or {})
+        mp["intensity_head"] = True  # the regression output (a bundle rebuilds it from model_params)
+        p["model_params"] = mp
+        self.cfg = TrainConfig.from_params(p)
+        self.settings = settings if settings is not None else IntensitySettings()
+        self.seed = int(seed)
+        self.compute = as_compute(compute)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self._mean = np.asarray(meta["mean"], np.float32).reshape(1, 3, 1, 1)
+        self._std = np.asarray(meta["std"], np.float32).reshape(1, 3, 1, 1)
+        self._rt: Any = None
+        self.classes_ = np.array([], dtype=str)
+        self.history_: list[dict[str, float]] = []
+        self.selection_: dict[str, Any] = {}
+
+    @staticmethod
+    def models() -> list[str]:
+        """The registered models a still-image regressor can build."""
+        from mekit.models import MODELS
+
+        return [n for n in MODELS.names()
+                if MODELS.meta(n)["input"] in STILL_KINDS and MODELS.meta(n)["channels"] == 3]
+
+    def describe(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        d = {"model": self.model_name, "train": asdict(self.cfg), "compute": asdict(self.compute),
+             "unit": "image", "loss": self.settings.loss, "image_size": self.settings.image_size}
+        if self._rt is not None:
+            d["runtime"] = self._rt.describe()
+        return d
+
+    @classmethod
+    def from_fitted(cls, fitted: Any, settings: IntensitySettings | None = None) -> StillRegressorNet:
+        """Wrap a model rebuilt by :func:`mekit.engine.bundle.load_bundle` for prediction."""
+        from dataclasses import asdict
+
+        net = cls(fitted.model_name, asdict(fitted.cfg), settings, seed=fitted.seed,
+                  compute=getattr(fitted, "compute", None))
+        net.model_ = fitted.model_
+        net._rt = getattr(fitted, "_rt", None)
+        return net
+
+    # -- inputs ------------------------------------------------------------------------------
+    def _pixels(self, images: np.ndarray) -> np.ndarray:
+        """``uint8 [N, 3, S, S]``: the crops at ``image_size``, channels first (normalised per
+        batch, so a large set is held as bytes)."""
+        import cv2
+
+        x = np.asarray(images)
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+            raise DataError("a still-image regressor reads aligned face crops", value=f"{x.dtype} {x.shape}",
+                            expected="uint8 [N, H, W, 3] RGB images")
+        size = self.settings.image_size
+        if x.shape[1:3] != (size, size):
+            x = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in x]) if len(x) \
+                else np.zeros((0, size, size, 3), np.uint8)
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+    def _normalise(self, x: Any) -> Any:
+        import torch
+
+        x = x.to(torch.float32) / 255.0
+        return (x - torch.from_numpy(self._mean)) / torch.from_numpy(self._std)
+
+    # -- training ----------------------------------------------------------------------------
+    def fit(self, images: np.ndarray, ratings: np.ndarray, groups: np.ndarray) -> StillRegressorNet:
+        """Fit on training images; ``ratings`` one value per image in 0..1, ``groups`` the subject
+        of each image (the inner validation split draws whole subjects)."""
+        from mekit.engine.trainer import Runtime
+
+        y = np.asarray(ratings, np.float64)
+        groups = np.asarray(groups)
+        n = len(np.asarray(images))
+        if y.shape != (n,) or groups.shape != (n,):
+            raise DataError("one rating and one subject per image", value=f"{n} images, {y.shape} ratings, "
+                            f"{groups.shape} subjects", expected="arrays of length N")
+        if n < 2 or not np.all(np.isfinite(y)) or y.min() < 0 or y.max() > 1:
+            raise DataError("still-image ratings must be at least 2 finite values in 0..1",
+                            value=f"{n} ratings" if n < 2 else f"{y.min()}..{y.max()}",
+                            expected="ratings scaled to 0..1")
+        with Runtime(self.compute, four_d_input=True) as rt:
+            self._rt = rt
+            return self._fit(self._pixels(images), y, groups, rt)
+
+    def _fit(self, pixels: np.ndarray, y: np.ndarray, groups: np.ndarray, rt: Any) -> StillRegressorNet:
+        import torch
+
+        from mekit.config import from_dict
+        from mekit.engine.augment import AugmentConfig, augment_batch
+        from mekit.engine.loop import Batch, begin_fit, choose_threads, minibatches, run_epochs, subject_val_split
+        from mekit.models import build_model
+
+        begin_fit(self.seed, self.cfg, rt)
+        val = (subject_val_split(groups, self.cfg.val_fraction, self.seed)
+               if self.cfg.selection == "inner_val" else np.zeros(len(y), bool))
+        tr, va = np.flatnonzero(~val), np.flatnonzero(val)
+        model = build_model(self.model_name, num_classes=0, **self.cfg.model_params)
+        choose_threads(model, self.cfg.threads)  # the rule classification uses: one thread for a small net
+        model = rt.model(model)
+        aug = from_dict(AugmentConfig, self.cfg.augment, "model.params.augment")
+        px = torch.from_numpy(pixels)
+        yt = torch.as_tensor(y, dtype=torch.float32)
+        reg_loss = regression_loss(self.settings)
+
+        def batches(epoch: int, gen: Any):
+            order = torch.as_tensor(tr)[torch.randperm(len(tr), generator=gen)]
+            for idx in minibatches(order, self.cfg.batch_size):
+                xb = augment_batch(self._normalise(px[idx]), "image", aug, gen)
+                yield Batch(rt.batch(xb), yt[idx].to(rt.device), len(idx))
+
+        def validate(m: Any) -> float:
+            return float(np.mean(np.abs(self._predict_rows(m, px[va]) - y[va])))
+
+        res = run_epochs(model, self.cfg, rt, seed=self.seed, batches=batches,
+                         loss=lambda out, b: reg_loss(out.float(), b.target).mean(),
+                         forward=lambda m, x: m.forward_intensity(x),
+                         validate=validate if len(va) else None, metric="val_mae", maximize=False,
+                         checkpoint=self._ckpt_path())
+        self.history_ = res.history
+        subjects = sorted(map(str, np.unique(groups[va])))
+        if res.selected:
+            self.selection_ = {"method": f"early stopping on the rating MAE of an inner validation split of "
+                                         f"{len(subjects)} training subjects",
+                               "chosen": {"epoch": res.best_epoch, "val_mae": round(float(res.best), 4)},
+                               "validation_subjects": subjects}
+        else:
+            self.selection_ = {"method": f"fixed budget of {self.cfg.epochs} epochs (no selection)", "chosen": {}}
+        self.selection_["compute"] = rt.describe()
+        model.eval()
+        self.model_ = model
+        return self
+
+    def _ckpt_path(self) -> Path | None:
+        if self.checkpoint_dir is None:
+            return None
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        return self.checkpoint_dir / "train_state.pt"
+
+    # -- prediction ----------------------------------------------------------------------------
+    def _predict_rows(self, model: Any, px: Any, batch: int = 128) -> np.ndarray:
+        """Clipped ratings of ``uint8 [N, 3, S, S]`` pixel rows."""
+        import contextlib
+
+        import torch
+
+        model.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(px), batch):
+                x = self._normalise(px[i:i + batch])
+                with contextlib.nullcontext() if self._rt is None else self._rt.autocast():
+                    y = model.forward_intensity(x if self._rt is None else self._rt.batch(x))
+                out.append(y.float().cpu().numpy().reshape(-1))
+        pred = np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+        return np.clip(pred, 0.0, 1.0)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """The rating of each image, ``float64 [N]`` in 0..1."""
+        import torch
+
+        return self._predict_rows(self.model_, torch.from_numpy(self._pixels(images)))
