@@ -165,3 +165,36 @@ def test_a_stills_bundle_rates_images_of_a_new_person(stills_root, tmp_path):
     rating = dict(zip(six["file"].map(lambda f: Path(f).stem), six["intensity"]))
     truth = [rating[sid.rsplit("/", 1)[-1]] for sid in out["sample_id"]]
     assert np.corrcoef(truth, out["pred"])[0, 1] > 0.8
+
+
+def test_a_cnn_regression_head_rates_held_out_subjects(stills_root, tmp_path):
+    """The CNN side of stills: face crops into compact_cnn's regression head, early stopping on
+    training subjects only, the same folds, metrics and report; a bundle of it rates new images."""
+    over = {"model.name": "compact_cnn",
+            "model.params": {"epochs": 12, "batch_size": 16, "lr": 0.003, "selection": "inner_val", "patience": 4},
+            "intensity.image_size": 32, "protocol.name": "group_kfold", "protocol.params": {"k": 3}}
+    res = run_intensity(_cfg(stills_root, **over), tmp_path / "run", progress=False)
+    m = res.metrics
+    assert m["unit"] == "image" and m["n_clips"] == 48 and m["method"]["features"].startswith("the aligned face")
+    assert m["spearman"] > 0.6, m["spearman"]
+    for sel in m["selection_per_fold"]:  # validation subjects come from the fold's training subjects
+        held_out = set(res.predictions.loc[res.predictions["fold"] == sel["fold"], "subject"])
+        assert set(sel["validation_subjects"]) <= set(res.predictions["subject"])  # same naming
+        assert sel.get("validation_subjects") and not held_out & set(sel["validation_subjects"])
+    assert not list((tmp_path / "run" / "folds").rglob("train_state.pt"))  # finished folds keep no state
+    from mekit import predict
+    from mekit.tasks.intensity import fit_intensity_bundle
+
+    path = fit_intensity_bundle(_cfg(stills_root, **over), tmp_path / "cnn.mekit", progress=False)
+    out = predict(path, stills_root / "surprise")
+    assert len(out) == PER_SUBJECT * len(SUBJECTS) // 2 and out["pred"].between(0, 1).all()
+
+
+def test_a_still_cnn_is_refused_on_clips():
+    from mekit.data import load_dataset
+
+    table = load_dataset("synthetic", None, None, n_subjects=3, clips_per_subject=2)
+    cfg = _cfg(Path("."), **{"data.loader": "synthetic", "data.root": None, "model.name": "compact_cnn",
+                             "intensity": {"source": "facs"}})
+    with pytest.raises(ConfigError, match="rates still images, and the dataset holds clips"):
+        run_intensity(cfg, None, table=table)

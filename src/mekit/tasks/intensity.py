@@ -26,9 +26,11 @@ frame, target, pred`` plus the annotations used for scoring and the position-pri
 Still images (an image folder whose ``annotations.csv`` rates each image in its ``intensity``
 column, read with ``intensity.source: rating``): one value per image, no curve. A classical
 regressor (``ridge``, ``svr``, ``lightgbm``) reads the registered image features named by
-``intensity.image_features`` (HOG by default, the extractor classification uses), under the
-same subject-grouped protocols and metrics; ``predictions.csv`` and ``clips.csv`` then hold one
-row per image.
+``intensity.image_features`` (HOG by default, the extractor classification uses), or a 2-D CNN
+(``compact_cnn``, ``resnet18_flow``, ... with a regression head:
+:class:`~mekit.intensity.models.StillRegressorNet`) reads the aligned face crop at
+``intensity.image_size``, under the same subject-grouped protocols and metrics;
+``predictions.csv`` and ``clips.csv`` then hold one row per image.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ from mekit import events
 from mekit.config import ExperimentConfig
 from mekit.errors import ConfigError, DataError
 from mekit.intensity.models import (REGRESSORS, ClipInput, FrameRegressor, IntensityNet, IntensitySettings,
-                                    build_clip_inputs, clip_vector, frame_matrix, needs_of, smooth_curve)
+                                    StillRegressorNet, build_clip_inputs, clip_vector, frame_matrix, needs_of,
+                                    smooth_curve)
 from mekit.tasks.base import FoldJob, Prepared, save_fold_table
 
 log = logging.getLogger(__name__)
@@ -62,9 +65,10 @@ SELECTION_STATEMENT = ("Everything learned (scaling, regression penalties, early
                        "split of training subjects). Models read a clip's frames from its onset to the last "
                        "frame on disk; no apex or offset annotation of any clip reached a model's input.")
 
-STILLS_SELECTION_STATEMENT = ("Everything learned (feature scaling, regression penalties) was fitted on the "
-                              "training subjects of each fold only (inner subject-grouped CV); each image is "
-                              "scored once, by the fold that held its subject out.")
+STILLS_SELECTION_STATEMENT = ("Everything learned (feature scaling, regression penalties, a CNN's early-stopping "
+                              "epoch) was fitted on the training subjects of each fold only (inner subject-grouped "
+                              "CV or an inner validation split of training subjects); each image is scored once, "
+                              "by the fold that held its subject out.")
 
 CAVEAT = ("The frame folders of CASME II and of the synthetic corpus end at the annotated offset, so the "
           "last frame on disk is the offset: a model that knows a frame's position within its clip benefits "
@@ -100,13 +104,21 @@ def check_config(cfg: ExperimentConfig) -> IntensitySettings:
         raise ConfigError(f"protocol {name!r} is not available for intensity; expected one of "
                           f"{', '.join(ALLOWED_PROTOCOLS)} (subject-independent protocols)")
     s = IntensitySettings.from_config(cfg.intensity)
+    if _still_net(cfg.model.name, s):
+        # a 2-D CNN rating still images (StillRegressorNet): whether the data are stills is known
+        # once they are loaded (Intensity.prepare refuses it on clips)
+        if s.classification_weight > 0:
+            raise ConfigError("intensity.classification_weight > 0 (a joint model) reads clips; a still-image "
+                              f"regressor ({cfg.model.name!r}) rates one image at a time")
+        return s
     needs_of(cfg.model.name, s)  # ConfigError for an unknown or unsupported model
     if cfg.model.name in REGRESSORS and s.classification_weight > 0:
         raise ConfigError("intensity.classification_weight > 0 (a joint model) needs a neural model; "
                           f"{cfg.model.name!r} is a classical regressor")
     if not s.per_frame and cfg.model.name not in REGRESSORS:
         raise ConfigError(f"intensity source {s.source!r} gives one value per clip; per-clip targets are "
-                          f"learned by the classical regressors ({', '.join(REGRESSORS.names())})")
+                          f"learned by the classical regressors ({', '.join(REGRESSORS.names())}), and those of "
+                          f"still images also by a 2-D CNN ({', '.join(StillRegressorNet.models())})")
     if not s.per_frame and cfg.model.name == "position_prior":
         raise ConfigError("position_prior predicts a curve over the clip; it has nothing to say about a "
                           "per-clip intensity")
@@ -115,6 +127,11 @@ def check_config(cfg: ExperimentConfig) -> IntensitySettings:
 
         check_extractor_params(s.image_features, dict(s.image_feature_params), "intensity.image_feature_params")
     return s
+
+
+def _still_net(model_name: str, s: IntensitySettings) -> bool:
+    """Whether the config names a CNN that rates still images (one target per image, a 2-D CNN)."""
+    return not s.per_frame and model_name not in REGRESSORS and model_name in StillRegressorNet.models()
 
 
 def _needs(model_name: str, s: IntensitySettings) -> set[str]:
@@ -148,8 +165,9 @@ def frame_values(curve: np.ndarray, onset: int, frames: np.ndarray) -> np.ndarra
 # -- one fold ----------------------------------------------------------------------------------------
 def _fit(cfg: ExperimentConfig, s: IntensitySettings, model_name: str, clips: list[ClipInput],
          targets: list[Any], subjects: list[str], seed: int, soft: np.ndarray | None = None,
-         classes: list[str] | None = None) -> Any:
-    """A fitted model (FrameRegressor or IntensityNet) on the given training clips."""
+         classes: list[str] | None = None, fdir: Path | None = None) -> Any:
+    """A fitted model (FrameRegressor or IntensityNet) on the given training clips; a neural model
+    checkpoints every epoch in ``fdir`` (a fold's folder), so a killed fold resumes mid-training."""
     if model_name in REGRESSORS:
         params = cfg.model.params if model_name == cfg.model.name else {}
         reg = FrameRegressor(model_name, params, seed)
@@ -161,7 +179,7 @@ def _fit(cfg: ExperimentConfig, s: IntensitySettings, model_name: str, clips: li
         y = np.concatenate([np.asarray(t)[::st] for t in targets])
         g = np.concatenate([[subj] * len(c.frames[::st]) for c, subj in zip(clips, subjects)])
         return reg.fit(X, y, g)
-    net = IntensityNet(model_name, cfg.model.params, s, seed, compute=cfg.compute)
+    net = IntensityNet(model_name, cfg.model.params, s, seed, compute=cfg.compute, checkpoint_dir=fdir)
     return net.fit(clips, [np.asarray(t, np.float64) for t in targets], np.asarray(subjects), soft, classes)
 
 
@@ -201,14 +219,24 @@ def _is_stills(table: Any) -> bool:
 
 
 def check_stills(cfg: ExperimentConfig, s: IntensitySettings) -> None:
-    """What an intensity run on still images needs: a per-image target and a classical regressor."""
+    """What an intensity run on still images needs: a per-image target, and a classical regressor
+    on image features or a 2-D CNN on the face crops."""
     if s.per_frame:
         raise ConfigError(f"intensity.source {s.source!r} gives a curve per frame, and still images have one "
                           "frame; use source 'rating' (a numeric column such as annotations.csv's intensity) "
                           "or 'facs'")
-    if cfg.model.name not in REGRESSORS or cfg.model.name == "position_prior":
+    if (cfg.model.name not in REGRESSORS or cfg.model.name == "position_prior") and not _still_net(cfg.model.name, s):
         raise ConfigError(f"model {cfg.model.name!r}: still images are rated by a classical regressor on "
-                          f"image features ({', '.join(n for n in REGRESSORS.names() if n != 'position_prior')})")
+                          f"image features ({', '.join(n for n in REGRESSORS.names() if n != 'position_prior')}) "
+                          f"or by a 2-D CNN on the face crops ({', '.join(StillRegressorNet.models())})")
+
+
+def check_clips(cfg: ExperimentConfig, s: IntensitySettings) -> None:
+    """What an intensity run on clips refuses: a still-image CNN (it has no use for a clip's frames)."""
+    if _still_net(cfg.model.name, s):
+        raise ConfigError(f"model {cfg.model.name!r} rates still images, and the dataset holds clips; per-clip "
+                          f"targets ({s.source!r}) of clips are learned by the classical regressors "
+                          f"({', '.join(n for n in REGRESSORS.names() if n != 'position_prior')})")
 
 
 def image_features(table: Any, cfg: ExperimentConfig, s: IntensitySettings) -> Any:
@@ -217,6 +245,28 @@ def image_features(table: Any, cfg: ExperimentConfig, s: IntensitySettings) -> A
     from mekit.features import get_extractor
 
     return get_extractor(s.image_features)(table, cfg.preprocess, progress=False, **s.image_feature_params)
+
+
+def still_inputs(table: Any, cfg: ExperimentConfig, s: IntensitySettings) -> Any:
+    """What the configured model reads of each still of ``table``, as a FeatureSet: the image
+    features for a classical regressor, or the aligned face crops (uint8 [N, image_size,
+    image_size, 3], through the same face stage as every still) for a CNN."""
+    if not _still_net(cfg.model.name, s):
+        return image_features(table, cfg, s)
+    from mekit.features.base import FeatureSet
+    from mekit.features.extractors import face_crops
+
+    ids, crops, skipped = face_crops(table, cfg.preprocess, False, "apex", s.image_size)
+    return FeatureSet(ids, crops, skipped)
+
+
+def _fit_still(cfg: ExperimentConfig, s: IntensitySettings, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
+               seed: int, fdir: Path | None = None) -> Any:
+    """A fitted still-image model: a classical regressor on image features, or a CNN on the face crops."""
+    if _still_net(cfg.model.name, s):
+        net = StillRegressorNet(cfg.model.name, cfg.model.params, s, seed, compute=cfg.compute, checkpoint_dir=fdir)
+        return net.fit(X, y, groups)
+    return _fit_rows(cfg, cfg.model.name, X, y, groups, seed)
 
 
 class Intensity:
@@ -248,6 +298,8 @@ class Intensity:
         stills = _is_stills(table)
         if stills:
             check_stills(cfg, s)
+        else:
+            check_clips(cfg, s)
         targets, no_target = clip_targets(table, s)
         skipped = dict(no_target)
         model_name = cfg.model.name
@@ -255,7 +307,7 @@ class Intensity:
         # progress=False: build_clip_inputs would draw its own bar over whatever display listens here
         with events.Stage(self.inputs_stage, None, model=model_name):
             if stills:
-                inputs: Any = image_features(with_target, cfg, s)
+                inputs: Any = still_inputs(with_target, cfg, s)
                 skipped.update(inputs.skipped)
                 have = set(inputs.sample_ids)
             else:
@@ -325,8 +377,8 @@ def _intensity_fold(job: FoldJob,
     subj_tr = [str(df.at[k, "subject"]) for k in tr]
     class_rows: list[dict[str, Any]] = []
     if st["stills"]:
-        model = _fit_rows(cfg, model_name, inputs.take(tr), np.array([float(targets[k]) for k in tr]),
-                          np.asarray(subj_tr), seed)
+        model = _fit_still(cfg, s, inputs.take(tr), np.array([float(targets[k]) for k in tr]), np.asarray(subj_tr),
+                           seed, fdir)
         pred = np.clip(model.predict(inputs.take(te)), 0.0, 1.0)
         rows = [pd.DataFrame({"sample_id": te, "subject": [str(df.at[k, "subject"]) for k in te],
                               "fold": fold.name, "seed": seed, "target": [float(targets[k]) for k in te],
@@ -338,7 +390,7 @@ def _intensity_fold(job: FoldJob,
         else:
             y_tr = [float(targets[k]) for k in tr]
         sm = np.stack([st["soft"][k] for k in tr]) if st["joint"] else None
-        model = _fit(cfg, s, model_name, tr_clips, y_tr, subj_tr, seed, sm, st["classes"])
+        model = _fit(cfg, s, model_name, tr_clips, y_tr, subj_tr, seed, sm, st["classes"], fdir)
         ref = (_fit(cfg, s, "position_prior", tr_clips, y_tr, subj_tr, seed)
                if s.per_frame and model_name != "position_prior" else None)
         rows = []
@@ -358,6 +410,7 @@ def _intensity_fold(job: FoldJob,
         if len(cls):
             cls.to_csv(fdir / "classification.csv", index=False)
         save_fold_table(fold_df, fdir / "predictions.csv")  # last: its presence marks the fold done
+        (fdir / "train_state.pt").unlink(missing_ok=True)  # finished: its training state is not needed
     return i, (fold_df, sel, cls)
 
 
@@ -451,6 +504,8 @@ def summarise(pred: pd.DataFrame, cfg: ExperimentConfig, s: IntensitySettings, p
 
 def _features_text(cfg: ExperimentConfig, s: IntensitySettings, stills: bool) -> str | None:
     """What the model read, in words, for metrics.json and the report."""
+    if stills and _still_net(cfg.model.name, s):
+        return f"the aligned face crop at {s.image_size} px"
     if stills:
         params = "".join(f", {k}={v}" for k, v in sorted(s.image_feature_params.items()))
         return f"{s.image_features} of the image{' (' + params[2:] + ')' if params else ''}"
@@ -646,14 +701,14 @@ def _fit_stills_bundle(cfg: ExperimentConfig, s: IntensitySettings, table: Any, 
 
     check_stills(cfg, s)
     rated = table.subset([sid for sid in table.sample_ids if sid in targets])
-    feats = image_features(rated, cfg, s)
+    feats = still_inputs(rated, cfg, s)
     if not feats.sample_ids:
         raise DataError("no image has both an intensity rating and readable features",
                         value=dict(list(feats.skipped.items())[:3]), expected="images with annotations")
     df = rated.df.set_index("sample_id")
     ids = list(feats.sample_ids)
-    model = _fit_rows(cfg, cfg.model.name, feats.take(ids), np.array([float(targets[k]) for k in ids]),
-                      np.array([str(df.at[k, "subject"]) for k in ids]), cfg.seed)
+    model = _fit_still(cfg, s, feats.take(ids), np.array([float(targets[k]) for k in ids]),
+                       np.array([str(df.at[k, "subject"]) for k in ids]), cfg.seed)
     return save_bundle(path, model, cfg, list(model.classes_),
                        extra={"task": "intensity", "intensity": s.to_dict(), "selection": model.selection_,
                               "unit": "image", "n_images": len(ids)})
@@ -661,7 +716,7 @@ def _fit_stills_bundle(cfg: ExperimentConfig, s: IntensitySettings, table: Any, 
 
 def _predict_stills(model: Any, cfg: ExperimentConfig, s: IntensitySettings, table: Any) -> pd.DataFrame:
     """One row per image of ``table``: its predicted intensity (and its rating where the table has one)."""
-    feats = image_features(table, cfg, s)
+    feats = still_inputs(table, cfg, s)
     for sid, why in feats.skipped.items():
         log.warning("predict_curves: %s left out: %s", sid, why)
     try:
@@ -701,7 +756,8 @@ def predict_curves(bundle: Any, table: Any, out_dir: str | Path | None = None) -
     s = IntensitySettings.from_config(meta.get("intensity") or cfg.intensity)
     name = cfg.model.name
     if meta.get("kind") == "neural":
-        model: Any = IntensityNet.from_fitted(bundle.model, s)
+        net = StillRegressorNet if meta.get("unit") == "image" else IntensityNet
+        model: Any = net.from_fitted(bundle.model, s)
     else:
         model = bundle.model.model_
     if meta.get("unit") == "image":
