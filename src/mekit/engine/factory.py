@@ -35,8 +35,12 @@ def input_name(cfg: ExperimentConfig) -> str:
 
 def build_inputs(table, cfg: ExperimentConfig, progress: bool = True):
     """Features (classical) or model inputs (neural) for every sample of ``table``.
+
+    The preprocessing the extractor (or builder) reads runs first, once, as a ``preprocess``
+    stage of its own (:func:`mekit.features.preprocessed_for`): every part of a ``concat``
+    then reads the same pass over the clips instead of decoding each clip again.
     ``progress`` is kept for callers that pass it; progress is reported as events."""
-    from mekit.features import get_extractor, get_input_builder
+    from mekit.features import get_extractor, get_input_builder, preprocessed_for
 
     if is_neural(cfg.model.name):
         from mekit.models import MODELS
@@ -50,8 +54,11 @@ def build_inputs(table, cfg: ExperimentConfig, progress: bool = True):
             meta = MODELS.meta(cfg.model.name)
             params.setdefault("mean", tuple(meta["mean"]))
             params.setdefault("std", tuple(meta["std"]))
-        return get_input_builder(builder)(table, cfg.preprocess, progress=progress, **params)
-    return get_extractor(cfg.features.name)(table, cfg.preprocess, progress=progress, **cfg.features.params)
+        fn, name = get_input_builder(builder), builder
+    else:
+        fn, name, params = get_extractor(cfg.features.name), cfg.features.name, dict(cfg.features.params)
+    with preprocessed_for(table, cfg.preprocess, name, params):
+        return fn(table, cfg.preprocess, progress=progress, **params)
 
 
 def make_model(cfg: ExperimentConfig, seed: int, checkpoint_dir: Path | None = None):

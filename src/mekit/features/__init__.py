@@ -3,6 +3,11 @@
 An extractor takes a SampleTable and the preprocessing config and returns a
 :class:`~mekit.features.base.FeatureSet` (sample ids, array, and the ids it skipped with reasons).
 Registered by name with the import path of the function, so listing them imports nothing.
+
+Each entry also names, under ``needs``, the function that declares what the extractor reads
+from the preprocessing pipeline given its parameters (see :mod:`mekit.features.planning`), so
+a run can preprocess once, as a stage of its own, for everything the features read
+(:func:`preprocessed_for`).
 """
 
 from __future__ import annotations
@@ -12,30 +17,34 @@ import importlib
 from mekit.registry import Registry
 
 #: name -> "module:function"; the function is ``(table, preprocess: dict, progress, **params) -> FeatureSet``.
+#: Meta ``needs``: "module:function" ``(params with defaults, preprocess: dict) -> list[Need]``.
 FEATURES: Registry[str] = Registry("feature extractor")
 _E = "mekit.features.extractors"
-FEATURES.add("hoof", f"{_E}:hoof_features",
+FEATURES.add("hoof", f"{_E}:hoof_features", needs=f"{_E}:hoof_needs",
              help="magnitude-weighted histograms of onset->apex flow orientation on a grid + mean strain per cell")
-FEATURES.add("hog", f"{_E}:hog_features", help="HOG of the apex face crop (or the still's aligned face crop)")
-FEATURES.add("lbp_top", f"{_E}:lbp_top_features", help="LBP on three orthogonal planes over sampled frames")
-FEATURES.add("frozen_cnn", f"{_E}:frozen_cnn_features",
+FEATURES.add("hog", f"{_E}:hog_features", needs=f"{_E}:face_needs",
+             help="HOG of the apex face crop (or the still's aligned face crop)")
+FEATURES.add("lbp_top", f"{_E}:lbp_top_features", needs=f"{_E}:sampled_frames_needs",
+             help="LBP on three orthogonal planes over sampled frames")
+FEATURES.add("frozen_cnn", f"{_E}:frozen_cnn_features", needs=f"{_E}:face_needs",
              help="frozen pretrained CNN embeddings (EfficientNet-Lite0 ImageNet, or a user state dict)")
 
-#: model input kind -> builder (for neural models; see mekit.models INPUT_KINDS)
+#: model input kind -> builder (for neural models; see mekit.models INPUT_KINDS); meta ``needs`` as above
 INPUTS: Registry[str] = Registry("model input")
-INPUTS.add("flow", f"{_E}:flow_input")
-INPUTS.add("dual_flow", f"{_E}:flow_input")
-INPUTS.add("roi_flow", f"{_E}:roi_flow_input")
-INPUTS.add("image", f"{_E}:image_input")
-INPUTS.add("pair", f"{_E}:pair_input")
-INPUTS.add("sequence", f"{_E}:sequence_input")
-INPUTS.add("clip3d", f"{_E}:sequence_input")
+INPUTS.add("flow", f"{_E}:flow_input", needs=f"{_E}:flow_stack_needs")
+INPUTS.add("dual_flow", f"{_E}:flow_input", needs=f"{_E}:flow_stack_needs")
+INPUTS.add("roi_flow", f"{_E}:roi_flow_input", needs=f"{_E}:roi_flow_needs")
+INPUTS.add("image", f"{_E}:image_input", needs=f"{_E}:face_needs")
+INPUTS.add("pair", f"{_E}:pair_input", needs=f"{_E}:face_needs")
+INPUTS.add("sequence", f"{_E}:sequence_input", needs=f"{_E}:sampled_frames_needs")
+INPUTS.add("clip3d", f"{_E}:sequence_input", needs=f"{_E}:sampled_frames_needs")
 
 _C = "mekit.features.combined"
-FEATURES.add("flow_descriptors", f"{_C}:flow_descriptors",
+FEATURES.add("flow_descriptors", f"{_C}:flow_descriptors", needs=f"{_C}:flow_descriptors_needs",
              help="HOOF on several grids, onset->apex and apex->offset, strain means/histograms, MDMO in ROIs")
-FEATURES.add("concat", f"{_C}:concat_features", help="several registered extractors side by side (params.parts)")
-INPUTS.add("hsv_flow", f"{_C}:hsv_flow_input",
+FEATURES.add("concat", f"{_C}:concat_features", needs=f"{_C}:concat_needs",
+             help="several registered extractors side by side (params.parts)")
+INPUTS.add("hsv_flow", f"{_C}:hsv_flow_input", needs=f"{_C}:hsv_flow_needs",
            help="onset->apex flow rendered as an HSV colour image (for ImageNet-style CNNs)")
 
 
@@ -94,3 +103,10 @@ def get_extractor(name: str):
 
 def get_input_builder(kind: str):
     return _resolve(INPUTS.get(kind))
+
+
+# the planner imports nothing heavy at import time (the pipeline is imported when it runs)
+from mekit.features.planning import Need, plan_preprocessing, preprocess_needs, preprocessed_for  # noqa: E402
+
+__all__ = ["FEATURES", "INPUTS", "Need", "check_extractor_params", "check_input_params", "get_extractor",
+           "get_input_builder", "plan_preprocessing", "preprocess_needs", "preprocessed_for"]

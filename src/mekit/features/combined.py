@@ -43,6 +43,7 @@ import numpy as np
 from mekit.errors import ConfigError
 from mekit.features.base import FeatureSet
 from mekit.features.flow_features import cell_histograms, cell_means, orientation_bins
+from mekit.features.planning import Need
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,11 @@ def flow_descriptor(flows: Sequence[np.ndarray], strains: Sequence[np.ndarray | 
     return np.concatenate(parts).astype(np.float32)
 
 
+def flow_descriptors_needs(params: Mapping[str, Any], preprocess: Mapping[str, Any]) -> list[Need]:
+    """flow_descriptors: the flow of its ``pairs``."""
+    return [Need({"pairs": list(params["pairs"])})]
+
+
 def flow_descriptors(table, preprocess: dict, progress: bool = True, pairs: Sequence[str] = ("onset_apex",),
                      grids: Sequence[int] = (5,), bins: int = 8, strain_mean: bool = True, strain_bins: int = 0,
                      strain_max: float = 0.1, mdmo: bool = False, normalise: str = "none",
@@ -141,10 +147,11 @@ def flow_descriptors(table, preprocess: dict, progress: bool = True, pairs: Sequ
     """
     from mekit.features.extractors import _pipeline
 
-    pairs = list(pairs)
+    (need,) = flow_descriptors_needs({"pairs": pairs}, preprocess)
+    pairs = need.overrides["pairs"]
     if isinstance(grids, int):
         grids = [grids]
-    res = _pipeline(table, preprocess, progress, pairs=pairs)
+    res = _pipeline(table, preprocess, progress, **need.overrides)
     ids, rows = [], []
     for sid in table.sample_ids:
         if sid in res.skipped:
@@ -158,6 +165,31 @@ def flow_descriptors(table, preprocess: dict, progress: bool = True, pairs: Sequ
     return FeatureSet(ids, np.stack(rows) if rows else np.zeros((0, width), np.float32), dict(res.skipped))
 
 
+def _parts(parts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``concat``'s parts, checked: each a mapping with a registered ``name`` other than concat."""
+    if not parts:
+        raise ConfigError("features 'concat' needs params.parts: a list of {name, params}")
+    for k, p in enumerate(parts):
+        if not isinstance(p, Mapping) or "name" not in p:
+            raise ConfigError(f"features.params.parts[{k}]: expected {{name, params}}, got {p!r}")
+        if p["name"] == "concat":
+            raise ConfigError("features.params.parts: 'concat' cannot contain itself")
+    return list(parts)
+
+
+def concat_needs(params: Mapping[str, Any], preprocess: Mapping[str, Any]) -> list[Need]:
+    """concat: the needs of every part, each with the part's own ``preprocess`` overrides laid
+    under what the part forces (as :func:`concat_features` calls the part)."""
+    from mekit.features import preprocess_needs
+
+    out: list[Need] = []
+    for p in _parts(params["parts"]):
+        own = dict(p.get("preprocess") or {})
+        for need in preprocess_needs(p["name"], p.get("params"), {**preprocess, **own}):
+            out.append(Need({**own, **dict(need.overrides)}, need.media))
+    return out
+
+
 def concat_features(table, preprocess: dict, progress: bool = True,
                     parts: Sequence[Mapping[str, Any]] = ()) -> FeatureSet:
     """Registered extractor ``concat``: several registered extractors side by side.
@@ -169,14 +201,8 @@ def concat_features(table, preprocess: dict, progress: bool = True,
     """
     from mekit.features import get_extractor
 
-    if not parts:
-        raise ConfigError("features 'concat' needs params.parts: a list of {name, params}")
     sets: list[FeatureSet] = []
-    for k, p in enumerate(parts):
-        if not isinstance(p, Mapping) or "name" not in p:
-            raise ConfigError(f"features.params.parts[{k}]: expected {{name, params}}, got {p!r}")
-        if p["name"] == "concat":
-            raise ConfigError("features.params.parts: 'concat' cannot contain itself")
+    for p in _parts(parts):
         pre = {**(preprocess or {}), **dict(p.get("preprocess") or {})}
         sets.append(get_extractor(p["name"])(table, pre, progress=progress, **dict(p.get("params") or {})))
     skipped: dict[str, str] = {}
@@ -189,6 +215,11 @@ def concat_features(table, preprocess: dict, progress: bool = True,
     X = np.concatenate([s.take(common) for s in sets], axis=1) if common else \
         np.zeros((0, sum(s.X.shape[1] for s in sets)), np.float32)
     return FeatureSet(common, X.astype(np.float32), skipped)
+
+
+def hsv_flow_needs(params: Mapping[str, Any], preprocess: Mapping[str, Any]) -> list[Need]:
+    """hsv_flow: onset->apex flow."""
+    return [Need({"pairs": ["onset_apex"]})]
 
 
 def hsv_flow_input(table, preprocess: dict, progress: bool = True, size: int = 112,
@@ -208,7 +239,8 @@ def hsv_flow_input(table, preprocess: dict, progress: bool = True, size: int = 1
     from mekit.features.extractors import _pipeline
     from mekit.preprocess.flow import flow_to_hsv_image
 
-    res = _pipeline(table, preprocess, progress, pairs=["onset_apex"])
+    (need,) = hsv_flow_needs({}, preprocess)
+    res = _pipeline(table, preprocess, progress, **need.overrides)
     ids, imgs = [], []
     for sid in table.sample_ids:
         if sid in res.skipped:

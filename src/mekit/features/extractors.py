@@ -13,11 +13,13 @@ pipeline (frozen CNN embeddings) are cached per sample under a key of every para
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from mekit.features.base import FeatureSet
+from mekit.features.planning import Need
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,48 @@ def _pipeline(table, preprocess: dict, progress: bool, **force: Any):
     from mekit.preprocess.pipeline import preprocess as run
 
     return run(table, {**(preprocess or {}), **force}, progress=progress)
+
+
+# ---------------------------------------------------------------------------------------
+# what each extractor reads from the pipeline (see mekit.features.planning): every function
+# takes the extractor's parameters (all of them, defaults filled in) and the run's preprocess
+# section; the extractors below call the same functions, so the plan and the reads agree.
+# ---------------------------------------------------------------------------------------
+#: a still's face stage: its alignment only (no flow, no frame sampling, whatever the
+#: preprocess section asks of clips)
+STILL_FACES = Need({"pairs": [], "sampling": None, "magnify": None}, media="stills")
+#: a clip's onset, apex and offset crops, written with its onset->apex flow
+CLIP_FACES = Need({"pairs": ["onset_apex"]}, media="clips")
+
+
+def face_needs(params: Mapping[str, Any], preprocess: Mapping[str, Any]) -> list[Need]:
+    """hog, frozen_cnn, image, pair: face crops of stills and of clips (:func:`face_crops`).
+
+    frozen_cnn reads crops only for samples whose embedding is not cached yet, but declares
+    them for every sample, so that the plan depends on its parameters alone and not on the
+    state of the embedding cache; for a sample preprocessed before, that costs one read of its
+    preprocessing cache entry."""
+    return [STILL_FACES, CLIP_FACES]
+
+
+def hoof_needs(params: Mapping[str, Any], preprocess: Mapping[str, Any]) -> list[Need]:
+    """hoof: onset->apex flow, and apex->offset with ``apex_offset``."""
+    return [Need({"pairs": ["onset_apex", "apex_offset"] if params["apex_offset"] else ["onset_apex"]})]
+
+
+def sampled_frames_needs(params: Mapping[str, Any], preprocess: Mapping[str, Any]) -> list[Need]:
+    """lbp_top, sequence, clip3d: ``n_frames`` frames sampled uniformly, at ``size`` px."""
+    return [Need({"sampling": {"method": "uniform", "n": int(params["n_frames"])}, "frame_size": int(params["size"])})]
+
+
+def flow_stack_needs(params: Mapping[str, Any], preprocess: Mapping[str, Any]) -> list[Need]:
+    """flow, dual_flow: the u/v/strain stack at ``size`` besides the configured stack sizes."""
+    return [Need({"stack_sizes": sorted({int(params["size"]), *preprocess.get("stack_sizes", ())})})]
+
+
+def roi_flow_needs(params: Mapping[str, Any], preprocess: Mapping[str, Any]) -> list[Need]:
+    """roi_flow: the u/v/strain stack at twice ``size`` besides the configured stack sizes."""
+    return [Need({"stack_sizes": sorted({2 * int(params["size"]), *preprocess.get("stack_sizes", ())})})]
 
 
 def _read_still(path: str, alignment, size: int) -> np.ndarray:
@@ -44,7 +88,7 @@ def still_crops(table, preprocess: dict, progress: bool, size: int = 112):
     then cropped at ``size`` with that alignment. The alignment is cached like a clip's, so
     a second extractor or a second run reuses it."""
     ids, crops = [], []
-    res = _pipeline(table, preprocess, progress, pairs=[], sampling=None, magnify=None)
+    res = _pipeline(table, preprocess, progress, **STILL_FACES.overrides)
     skipped = dict(res.skipped)
     for sid, path in zip(table.df["sample_id"], table.df["path"]):
         if sid in skipped:
@@ -70,7 +114,7 @@ def face_crops(table, preprocess: dict, progress: bool, which: str = "apex", siz
         else ([], [], {})
     clips = table.subset(~still) if (~still).any() else None
     if clips is not None:
-        res = _pipeline(clips, preprocess, progress, pairs=["onset_apex"])
+        res = _pipeline(clips, preprocess, progress, **CLIP_FACES.overrides)
         skipped.update(res.skipped)
         for sid in clips.sample_ids:
             if sid in res.skipped:
@@ -94,8 +138,9 @@ def hoof_features(table, preprocess: dict, progress: bool = True, grid: int = 5,
             raise ConfigError(f"features.params.{name}: {v!r}; expected a positive integer")
     from mekit.features.flow_features import hoof_descriptor
 
-    pairs = ["onset_apex", "apex_offset"] if apex_offset else ["onset_apex"]
-    res = _pipeline(table, preprocess, progress, pairs=pairs)
+    (need,) = hoof_needs({"apex_offset": apex_offset}, preprocess)
+    pairs = need.overrides["pairs"]
+    res = _pipeline(table, preprocess, progress, **need.overrides)
     ids, rows = [], []
     for sid in table.sample_ids:
         if sid in res.skipped:
@@ -127,8 +172,8 @@ def lbp_top_features(table, preprocess: dict, progress: bool = True, n_frames: i
 
     from mekit.features.handcrafted import lbp_top
 
-    res = _pipeline(table, preprocess, progress, sampling={"method": "uniform", "n": int(n_frames)},
-                    frame_size=int(size))
+    (need,) = sampled_frames_needs({"n_frames": n_frames, "size": size}, preprocess)
+    res = _pipeline(table, preprocess, progress, **need.overrides)
     ids, rows = [], []
     for sid in table.sample_ids:
         if sid in res.skipped:
@@ -193,8 +238,8 @@ def frozen_cnn_features(table, preprocess: dict, progress: bool = True, backbone
 
 def flow_input(table, preprocess: dict, progress: bool = True, name: str = "flow", size: int = 28) -> FeatureSet:
     """The u/v/strain stack [N, 3, size, size] for optical-flow CNNs (input kind 'flow')."""
-    sizes = sorted({int(size), *preprocess.get("stack_sizes", ())})
-    res = _pipeline(table, preprocess, progress, stack_sizes=sizes)
+    (need,) = flow_stack_needs({"size": size}, preprocess)
+    res = _pipeline(table, preprocess, progress, **need.overrides)
     ids = [s for s in table.sample_ids if s not in res.skipped]
     X = res.stack(f"{name}_{size}", ids) if ids else np.zeros((0, 3, size, size), np.float32)
     return FeatureSet(ids, X, dict(res.skipped))
@@ -210,7 +255,8 @@ def roi_flow_input(table, preprocess: dict, progress: bool = True, size: int = 2
 
     big = 2 * int(size)
     crop_size = int((preprocess or {}).get("size", 128))
-    res = _pipeline(table, preprocess, progress, stack_sizes=sorted({big, *preprocess.get("stack_sizes", ())}))
+    (need,) = roi_flow_needs({"size": size}, preprocess)
+    res = _pipeline(table, preprocess, progress, **need.overrides)
     ids, rows = [], []
     order = ("left_eye", "right_eye", "left_lip_corner", "right_lip_corner")
     for sid in table.sample_ids:
@@ -256,8 +302,8 @@ def sequence_input(table, preprocess: dict, progress: bool = True, n_frames: int
     same range, about -1..1). The subject's appearance, which is the same in every frame, then
     cancels: a from-scratch video network on raw frames of ~200 clips learns identity rather than
     the micro-movement. Computed from each clip alone, so it is fold-independent."""
-    res = _pipeline(table, preprocess, progress, sampling={"method": "uniform", "n": int(n_frames)},
-                    frame_size=int(size))
+    (need,) = sampled_frames_needs({"n_frames": n_frames, "size": size}, preprocess)
+    res = _pipeline(table, preprocess, progress, **need.overrides)
     ids = [s for s in table.sample_ids if s not in res.skipped]
     X = res.stack("frames", ids).astype(np.float32) / 255.0 if ids else np.zeros((0, n_frames, size, size, 3))
     if relative and len(X):

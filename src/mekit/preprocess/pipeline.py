@@ -23,6 +23,12 @@ mediapipe is never imported. A clip that fails (unreadable frame, no face) is re
 ``result.skipped`` with its reason and the run goes on; a run killed part-way resumes from
 what the cache already holds.
 
+A planned preprocessing (:func:`planned`) runs several configurations once each, as one
+``preprocess`` stage, and then answers every request one of its results covers (:func:`covers`)
+with a view of that result: feature extractors that each call :func:`preprocess` for what they
+need then share one pass over the clips (the plan comes from
+:func:`mekit.features.plan_preprocessing`).
+
 Frames are handled in OpenCV's BGR order inside the pipeline (what ``cv2.imread`` gives and
 what :class:`~mekit.preprocess.face.FaceAligner` expects); crops and frames handed out by
 :class:`PreprocessResult` are RGB.
@@ -30,6 +36,8 @@ what :class:`~mekit.preprocess.face.FaceAligner` expects); crops and frames hand
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import math
 import os
@@ -37,7 +45,7 @@ import shutil
 import tempfile
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,6 +286,26 @@ def _sampling_uses_apex(cfg: PreprocessConfig) -> bool:
     return bool(cfg.sampling) and cfg.sampling.get("method") in ("apex", "window")
 
 
+#: ``sample_fingerprint`` results held for the life of one planned preprocessing (see
+#: :func:`planned`), keyed by what a fingerprint reads (media kind and path): a planned
+#: preprocessing fingerprints each clip's files once, however many configurations it runs and
+#: however many extractors then ask for them. None outside one, so each run outside sees a frame
+#: edited since the previous run, and a planned preprocessing sees one edited before it started.
+_FINGERPRINTS: contextvars.ContextVar[dict[tuple[Any, Any], str] | None] = contextvars.ContextVar(
+    "mekit_preprocess_fingerprints", default=None)
+
+
+def _fingerprint(row: Mapping[str, Any]) -> str:
+    """:func:`~mekit.fingerprint.sample_fingerprint` of ``row``, memoised inside a planned preprocessing."""
+    memo = _FINGERPRINTS.get()
+    if memo is None:
+        return sample_fingerprint(row)
+    k = (row.get("media"), row.get("path"))
+    if k not in memo:
+        memo[k] = sample_fingerprint(row)
+    return memo[k]
+
+
 def stage_keys(row: Mapping[str, Any], cfg: PreprocessConfig) -> dict[str, str]:
     """Cache key of every stage this clip needs, from the parameters each depends on."""
     # The alignment depends on the frames it may be fitted on (onset first, then frames spread
@@ -285,7 +313,7 @@ def stage_keys(row: Mapping[str, Any], cfg: PreprocessConfig) -> dict[str, str]:
     src = {k: row.get(k) for k in ("media", "path", "frame_template", "onset", "offset")}
     # the files' fingerprint (frame folders: names, sizes and mtimes; small images: content hash),
     # so a frame fixed or re-exported after a run is recomputed, never served from the old entry
-    src["files"] = sample_fingerprint(row)
+    src["files"] = _fingerprint(row)
     keys: dict[str, str] = {}
     if row["media"] == "flow":
         if cfg.pairs:
@@ -754,6 +782,8 @@ class PreprocessResult:
         self.timings = timings
         self.sample_ids = [s for s in order if s in meta]
         self._cleanup: Any = None
+        #: the planned result a view reads from (kept alive with its temporary folder), else None
+        self._source: PreprocessResult | None = None
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -905,60 +935,229 @@ def preprocess(table: Any, config: PreprocessConfig | Mapping[str, Any] | None =
     Progress is reported as events (stage ``preprocess``, one ``progress`` event per computed
     clip, see :mod:`mekit.events`) and shown by whoever listens; ``progress`` is kept for
     callers that pass it and no longer changes anything.
-    """
-    cfg = config if isinstance(config, PreprocessConfig) else PreprocessConfig.from_dict(config or {})
-    t_start = time.perf_counter()
-    _check_runtime(cfg)
-    tmpdir = None
-    if cfg.cache:
-        cache = Cache(cfg.cache_dir, enabled=True, fsync=cfg.fsync)
-    else:
-        tmpdir = tempfile.mkdtemp(prefix="mekit-preprocess-")
-        cache = Cache(tmpdir, enabled=True, fsync=False)
 
+    Inside a planned preprocessing (:func:`planned`), a request that one of the planned results
+    covers (:func:`covers`, over samples it holds with the same source rows) is answered by a
+    view of that result: no clip is decoded, looked up in the cache or fingerprinted again (the
+    view reads its entries when indexed, like any result). Anything else runs as it does outside
+    one.
+    """
+    cfg = _as_config(config)
+    view = _served(table, cfg)
+    if view is not None:
+        return view
+    run = _Pass(table, cfg)
+    run.compute()
+    return run.result()
+
+
+def _as_config(config: PreprocessConfig | Mapping[str, Any] | None) -> PreprocessConfig:
+    return config if isinstance(config, PreprocessConfig) else PreprocessConfig.from_dict(config or {})
+
+
+class _Pass:
+    """One pass of the pipeline over a table with one configuration.
+
+    Split in steps so a planned preprocessing can report all its passes as one stage whose size
+    is known before any clip is computed: the constructor computes every clip's keys and takes
+    the clips whose final products are all cached (the fast path, no worker); :meth:`compute`
+    runs the rest; :meth:`result` wraps it up.
+    """
+
+    def __init__(self, table: Any, cfg: PreprocessConfig) -> None:
+        t_start = time.perf_counter()
+        _check_runtime(cfg)
+        self.cfg = cfg
+        self.tmpdir: str | None = None
+        if cfg.cache:
+            self.cache = Cache(cfg.cache_dir, enabled=True, fsync=cfg.fsync)
+        else:
+            self.tmpdir = tempfile.mkdtemp(prefix="mekit-preprocess-")
+            self.cache = Cache(self.tmpdir, enabled=True, fsync=False)
+
+        self.rows = _rows(table)
+        self.order = [r["sample_id"] for r in self.rows]
+        self.timings = dict.fromkeys(TIMING_KEYS, 0.0)
+        self.keys: dict[str, dict[str, str]] = {}
+        self.meta: dict[str, dict[str, Any]] = {}
+        self.skipped: dict[str, str] = {}
+        self.todo: list[dict[str, Any]] = []
+        cache, keys, meta = self.cache, self.keys, self.meta
+
+        # Fast path: clips whose final products are all cached (and verified) need no worker.
+        t0 = time.perf_counter()
+        for row in self.rows:
+            sid = row["sample_id"]
+            k = keys[sid] = stage_keys(row, cfg)
+            info = None
+            for stage in _final_stages(k):
+                hit = cache.load(stage, k[stage], sid)
+                if hit is None:
+                    info = None
+                    break
+                info = info or {kk: v for kk, v in hit[1].items()
+                                if kk not in ("stage", "key", "sample_id", "roi_names", "alignment")}
+            if info is not None and k and "align" in k and "crop_outside" not in info:
+                info = _with_crop_outside(cache, k["align"], sid, info)
+            if info is not None and k:
+                if row["media"] not in ("image", "flow"):
+                    # an entry made from a spotted apex does not depend on the annotation: report today's
+                    info["apex_annotated"] = row.get("apex")
+                meta[sid] = {"sample_id": sid, **info, "computed": []}
+            else:
+                self.todo.append(row)
+        self.timings["read"] += time.perf_counter() - t0
+        self.elapsed = time.perf_counter() - t_start
+
+    def compute(self, stage: events.Stage | None = None) -> None:
+        """Compute the clips the cache lacks, each reported to ``stage`` (default: a
+        ``preprocess`` stage of this pass alone, opened only when there is work)."""
+        t0 = time.perf_counter()
+        if self.todo:
+            _check_writable(self.cache.root)
+            _run(self.todo, self.cfg, self.keys, self.cache, self.meta, self.skipped, self.timings, stage)
+        self.elapsed += time.perf_counter() - t0
+
+    def result(self) -> PreprocessResult:
+        t0 = time.perf_counter()
+        _warn_outside(self.meta, self.order)
+        self.timings["total"] = self.elapsed + time.perf_counter() - t0
+        result = PreprocessResult(self.cfg, self.cache, self.keys, self.meta, self.skipped, self.timings, self.order)
+        if self.tmpdir is not None:
+            result._cleanup = weakref.finalize(result, shutil.rmtree, self.tmpdir, True)
+        log.info("preprocessed %d clips (%d computed, %d cached, %d skipped) in %.1f s",
+                 len(self.order), result.n_computed, result.n_cached, len(self.skipped), self.timings["total"])
+        return result
+
+
+# ---------------------------------------------------------------------------------------
+# planned preprocessing: several configurations run once each, then read by many
+# ---------------------------------------------------------------------------------------
+#: fields that change how a pass runs, never what it computes
+_HOW_FIELDS = ("workers", "worker_timeout", "fsync")
+#: fields applied when a result is read (the u/v/strain stacks are derived from the flow entry
+#: on access), so one computed result serves any value of them
+ACCESS_FIELDS = ("stack_sizes", "normalise")
+#: the fields that define a clip's sampled frames; one pass holds one set of them per clip
+FRAME_FIELDS = ("sampling", "frame_size", "magnify")
+
+
+def covers(held: PreprocessConfig, wanted: PreprocessConfig) -> bool:
+    """Whether a result computed with ``held`` holds every entry a request with ``wanted`` reads.
+
+    Both must agree on every setting that enters a cache key or decides where entries live (face
+    stage, apex spotting, crop size, flow method and parameters, strain, decoding, the cache
+    switch and folder); ``held`` must compute the flow of every pair ``wanted`` asks for (more
+    pairs are fine: each pair's flow is computed on its own from the same three crops, so its
+    arrays do not depend on the other pairs) and, when ``wanted`` samples frames, sample them
+    the same way (:data:`FRAME_FIELDS`). :data:`ACCESS_FIELDS` may differ (a view applies
+    ``wanted``'s when read), and so may the fields that only change how a pass runs.
+    """
+    h, w = held.to_dict(), wanted.to_dict()
+    if not set(w["pairs"]) <= set(h["pairs"]):
+        return False
+    if w["sampling"] is not None and any(h[k] != w[k] for k in FRAME_FIELDS):
+        return False
+    free = {"pairs", *FRAME_FIELDS, *ACCESS_FIELDS, *_HOW_FIELDS}
+    return all(h[k] == w[k] for k in h if k not in free)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A result of a planned preprocessing and the source rows (see :func:`_rows`) it was
+    computed from, so a request on other rows under the same sample ids is never served."""
+
+    result: PreprocessResult
+    rows: dict[str, dict[str, Any]]
+
+
+#: the results of the planned preprocessings open in this context (innermost last)
+_HELD: contextvars.ContextVar[tuple[_Held, ...]] = contextvars.ContextVar("mekit_preprocess_held", default=())
+
+
+@contextlib.contextmanager
+def planned(runs: Sequence[tuple[Any, PreprocessConfig | Mapping[str, Any]]]) -> Iterator[list[PreprocessResult]]:
+    """Run each ``(table, config)`` pass of a plan once; until the block ends, answer the
+    requests they cover from their results. Yields the results, in the order of ``runs``.
+
+    All passes are reported as ONE ``preprocess`` events stage, opened even when every clip is
+    cached so that a run shows its preprocessing as a step of its own, and spanning the cache
+    lookups too (they are most of the time of a cached run). Its ``total`` (clips to compute,
+    summed over passes) is known once every pass has looked into the cache: it is announced then
+    with a ``progress`` event at 0 and carried by the later events, with ``cached`` (clips found
+    in the cache); ``runs`` is the number of passes. Each clip's files are fingerprinted once for
+    the whole block (not across blocks, so a frame edited between two runs is seen by the
+    second). Which configurations can share a pass is the planner's decision
+    (:func:`mekit.features.plan_preprocessing`); this only runs the plan.
+    """
+    memo = _FINGERPRINTS.get()
+    fp_token = _FINGERPRINTS.set({} if memo is None else memo)  # a nested plan shares its outer one's
+    try:
+        passes: list[_Pass] = []
+        if runs:
+            with events.Stage("preprocess", runs=len(runs)) as stage:
+                passes = [_Pass(table, _as_config(config)) for table, config in runs]
+                stage.total = sum(len(p.todo) for p in passes)
+                stage.data["cached"] = sum(len(p.meta) for p in passes)
+                if stage.total:
+                    stage.advance(0)
+                for p in passes:
+                    p.compute(stage)
+        results = [p.result() for p in passes]
+        held = tuple(_Held(r, {row["sample_id"]: row for row in p.rows}) for p, r in zip(passes, results))
+        token = _HELD.set((*_HELD.get(), *held))
+        try:
+            yield results
+        finally:
+            _HELD.reset(token)
+    finally:
+        _FINGERPRINTS.reset(fp_token)
+
+
+def _served(table: Any, cfg: PreprocessConfig) -> PreprocessResult | None:
+    """A view of a held result that covers this request, or None (the request then runs)."""
+    held = _HELD.get()
+    if not held:
+        return None
     rows = _rows(table)
-    order = [r["sample_id"] for r in rows]
-    timings = dict.fromkeys(TIMING_KEYS, 0.0)
+    for h in reversed(held):  # the innermost plan first
+        if covers(h.result.config, cfg) and all(h.rows.get(r["sample_id"]) == r for r in rows):
+            view = _view(h.result, rows, cfg)
+            if view is not None:
+                log.debug("served %d clips from a planned preprocessing", len(rows))
+                return view
+    return None
+
+
+def _view(res: PreprocessResult, rows: list[dict[str, Any]], cfg: PreprocessConfig) -> PreprocessResult | None:
+    """``res`` restricted to ``rows`` and read as ``cfg`` asks: per clip, the stages ``cfg``
+    has, with ``res``'s entries; its skipped samples restricted likewise.
+
+    :func:`covers` promises that every stage but the flow has the very key ``cfg`` would give
+    it (the flow entry holds a superset of the pairs, so its key differs); that is checked on
+    the keys themselves, so a view never reads an entry the request would not have read. The
+    view keeps ``res`` alive (its temporary folder when the cache is off) and closing it
+    removes nothing.
+    """
     keys: dict[str, dict[str, str]] = {}
     meta: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
-    todo: list[dict[str, Any]] = []
-
-    # Fast path: clips whose final products are all cached (and verified) need no worker.
-    t0 = time.perf_counter()
     for row in rows:
         sid = row["sample_id"]
-        k = keys[sid] = stage_keys(row, cfg)
-        info = None
-        for stage in _final_stages(k):
-            hit = cache.load(stage, k[stage], sid)
-            if hit is None:
-                info = None
-                break
-            info = info or {kk: v for kk, v in hit[1].items()
-                            if kk not in ("stage", "key", "sample_id", "roi_names", "alignment")}
-        if info is not None and k and "align" in k and "crop_outside" not in info:
-            info = _with_crop_outside(cache, k["align"], sid, info)
-        if info is not None and k:
-            if row["media"] not in ("image", "flow"):
-                # an entry made from a spotted apex does not depend on the annotation: report today's
-                info["apex_annotated"] = row.get("apex")
-            meta[sid] = {"sample_id": sid, **info, "computed": []}
+        have = res._keys.get(sid, {})
+        want = stage_keys(row, cfg)
+        if any(s not in have or (s != "flow" and have[s] != k) for s, k in want.items()):
+            return None
+        keys[sid] = {s: have[s] for s in want}
+        if sid in res.skipped:
+            skipped[sid] = res.skipped[sid]
+        elif sid in res.meta:
+            meta[sid] = res.meta[sid]
         else:
-            todo.append(row)
-    timings["read"] += time.perf_counter() - t0
-
-    if todo:
-        _check_writable(cache.root)
-        _run(todo, cfg, keys, cache, meta, skipped, timings)
-    _warn_outside(meta, order)
-    timings["total"] = time.perf_counter() - t_start
-    result = PreprocessResult(cfg, cache, keys, meta, skipped, timings, order)
-    if tmpdir is not None:
-        result._cleanup = weakref.finalize(result, shutil.rmtree, tmpdir, True)
-    log.info("preprocessed %d clips (%d computed, %d cached, %d skipped) in %.1f s",
-             len(order), result.n_computed, result.n_cached, len(skipped), timings["total"])
-    return result
+            return None
+    view = PreprocessResult(cfg, res.cache, keys, meta, skipped, dict(res.timings), [r["sample_id"] for r in rows])
+    view._source = res
+    return view
 
 
 def _with_crop_outside(cache: Cache, align_key: str, sid: str, info: dict[str, Any]) -> dict[str, Any] | None:
@@ -1025,7 +1224,8 @@ def _check_runtime(cfg: PreprocessConfig) -> None:
 
 
 def _run(todo: list[dict[str, Any]], cfg: PreprocessConfig, keys: dict[str, dict[str, str]], cache: Cache,
-         meta: dict[str, dict[str, Any]], skipped: dict[str, str], timings: dict[str, float]) -> None:
+         meta: dict[str, dict[str, Any]], skipped: dict[str, str], timings: dict[str, float],
+         stage: events.Stage | None = None) -> None:
     cfg_dict = cfg.to_dict()
     tasks = [(row, cfg_dict, keys[row["sample_id"]], str(cache.root), cache.fsync) for row in todo]
     n_workers = min(cfg.n_workers, len(tasks))
@@ -1050,7 +1250,9 @@ def _run(todo: list[dict[str, Any]], cfg: PreprocessConfig, keys: dict[str, dict
             cv2.setNumThreads(threads)
     # one progress event per computed clip, emitted here in the parent whichever process computed
     # it (events raised in a worker would stay there); clips found in the cache are counted apart
-    with events.Stage("preprocess", total=len(tasks), cached=len(meta)) as stage:
+    # (inside a planned preprocessing, the plan's one stage counts the clips of all its passes)
+    own = events.Stage("preprocess", total=len(tasks), cached=len(meta)) if stage is None else None
+    with (own if own is not None else contextlib.nullcontext(stage)) as stage:
         try:
             if pool is not None:
                 results = _watched(pool, tasks, cfg.worker_timeout)
@@ -1098,4 +1300,5 @@ def _watched(pool: Any, tasks: list[tuple], timeout: float) -> Iterator[dict[str
         yield res
 
 
-__all__ = ["PreprocessConfig", "PreprocessResult", "preprocess", "stage_keys", "STAGE_VERSIONS"]
+__all__ = ["ACCESS_FIELDS", "FRAME_FIELDS", "PreprocessConfig", "PreprocessResult", "STAGE_VERSIONS", "covers",
+           "planned", "preprocess", "stage_keys"]
