@@ -4,10 +4,13 @@ Config is data: every component is named by a registered string, never a pickled
 object; unknown keys are rejected in one place; every run writes the resolved config
 (``config.resolved.yaml``) next to its results, so it can be re-run exactly.
 
-This module checks the structure (sections, keys, types, values that need no registry).
-The free-form ``params`` sections are checked against the signatures of the components they
-configure by :func:`mekit.evaluation.validate.validate_config`, which sits above the
-registries this bottom layer must not import.
+Every section is a frozen, typed dataclass built and checked when the config is loaded: the
+ones defined here, and ``preprocess`` and ``intensity``, whose classes belong to the stages
+they configure (:data:`SECTIONS`); an error names the key, the value and what was expected.
+The free-form ``params`` sections (``features.params``, ``model.params``, ``protocol.params``,
+``data.options``) are checked against the signatures of the components they configure by
+:func:`mekit.evaluation.validate.validate_config`, which sits above the registries this bottom
+layer must not import; every command calls it right after loading.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,55 @@ from typing import Any
 import yaml
 
 from mekit.errors import ConfigError
+
+
+class Section(Mapping):
+    """Base of a typed, frozen config section that also reads as the mapping of its settings.
+
+    ``section["size"]``, ``dict(section)`` and ``{**section, **overrides}`` work as on the plain
+    mapping a YAML file gives, so code that merges per-part overrides into a section (a feature
+    part's own ``preprocess``, say) needs no special case, and every value is still the checked,
+    typed one. Subclasses are frozen dataclasses.
+    """
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.__dataclass_fields__:  # type: ignore[attr-defined]
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dataclass_fields__)  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)  # type: ignore[attr-defined]
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(self)
+
+
+#: The typed classes of the sections whose fields are owned by the stage they configure, named
+#: "module:Class" and imported when a config is built (as registry entries are): the classes
+#: sit in the layers of those stages, above this one, and a string is not an import arrow.
+SECTIONS: dict[str, str] = {
+    "preprocess": "mekit.preprocess.pipeline:PreprocessConfig",
+    "intensity": "mekit.intensity.models:IntensitySettings",
+}
+
+#: preprocess settings that change how, not what, is computed: left out of the resume stamp
+HOW_PREPROCESS = ("workers", "worker_timeout", "cache", "cache_dir", "fsync")
+
+
+def section(name: str, value: Any) -> Any:
+    """``value`` (a mapping, None or already the typed section) as the typed section ``name``;
+    errors name ``<name>.<key>``."""
+    from mekit.registry import resolve
+
+    cls = resolve(SECTIONS[name])
+    if isinstance(value, cls):
+        return value
+    if value is not None and not isinstance(value, Mapping):
+        raise ConfigError(f"{name}: expected a mapping of settings, got {value!r}")
+    return from_dict(cls, dict(value or {}), name)
 
 
 @dataclass(frozen=True)
@@ -161,7 +214,9 @@ class ExperimentConfig:
     #: intensity regression, see mekit.tasks.intensity)
     task: str = "classification"
     data: DataConfig = field(default_factory=DataConfig)
-    preprocess: dict[str, Any] = field(default_factory=dict)
+    #: a mapping when written; after loading, the typed, validated section
+    #: (:class:`mekit.preprocess.pipeline.PreprocessConfig`, every default filled in)
+    preprocess: Any = field(default_factory=dict)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     imbalance: ImbalanceConfig = field(default_factory=ImbalanceConfig)
@@ -169,8 +224,10 @@ class ExperimentConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     #: device, mixed precision, memory layout and determinism of neural models
     compute: ComputeConfig = field(default_factory=ComputeConfig)
-    #: intensity targets and loss for task "intensity" (source, profile, loss, ...)
-    intensity: dict[str, Any] = field(default_factory=dict)
+    #: intensity targets and loss for task "intensity" (source, profile, loss, ...); after loading,
+    #: the typed section (:class:`mekit.intensity.models.IntensitySettings`) for that task, None
+    #: for the others
+    intensity: Any = None
 
     def __post_init__(self) -> None:
         # which tasks exist is a registry (mekit.tasks.TASKS) above this layer: the name is
@@ -178,9 +235,15 @@ class ExperimentConfig:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.task):
             raise ConfigError(f"config.task: {self.task!r}; expected a task name such as 'classification' or "
                               "'intensity'")
-        if self.intensity and self.task != "intensity":
-            raise ConfigError(f"intensity: settings {sorted(self.intensity)} are read only with task: intensity "
-                              f"(task is {self.task!r}); remove them or set task: intensity")
+        if self.task != "intensity":
+            if self.intensity:
+                what = sorted(self.intensity) if isinstance(self.intensity, Mapping) else self.intensity
+                raise ConfigError(f"intensity: settings {what} are read only with task: intensity "
+                                  f"(task is {self.task!r}); remove them or set task: intensity")
+            object.__setattr__(self, "intensity", None)
+        else:
+            object.__setattr__(self, "intensity", section("intensity", self.intensity))
+        object.__setattr__(self, "preprocess", section("preprocess", self.preprocess))
         # Resolve the seeds (see the class docstring). A config that gives both and disagrees is
         # refused by load_config, not here: configs saved with results before the two were tied
         # together (seed 0 with protocol.seeds [1, 2]) must still load.
@@ -197,10 +260,13 @@ class ExperimentConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def results_yaml(self) -> str:
-        """The config as YAML without the settings that cannot change a result (``protocol.workers``):
-        what decides whether saved folds or runs can be reused."""
+        """The config as YAML without the settings that cannot change a result (``protocol.workers``,
+        the preprocessing's workers and cache settings): what decides whether saved folds or runs
+        can be reused."""
         d = self.to_dict()
         d["protocol"].pop("workers", None)
+        for key in HOW_PREPROCESS:
+            d["preprocess"].pop(key, None)
         return yaml.safe_dump(d, sort_keys=False)
 
 

@@ -17,12 +17,13 @@ SHIPPED = sorted((REPO / "configs").glob("*.yaml")) + [REPO / "src" / "mekit" / 
 
 
 def _check(overrides: dict, match: str | None = None) -> None:
-    cfg = load_config(overrides=overrides)
+    """Loading and validating refuse the overrides with one line matching ``match`` (typed sections
+    such as ``preprocess`` and ``intensity`` refuse a wrong key while the file is loaded)."""
     if match is None:
-        validate_config(cfg)
+        validate_config(load_config(overrides=overrides))
         return
     with pytest.raises(ConfigError, match=match) as e:
-        validate_config(cfg)
+        validate_config(load_config(overrides=overrides))
     assert "\n" not in str(e.value)
 
 

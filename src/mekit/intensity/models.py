@@ -68,6 +68,7 @@ from typing import Any
 
 import numpy as np
 
+from mekit.config import Section
 from mekit.errors import ConfigError, DataError
 from mekit.registry import Registry
 
@@ -87,8 +88,9 @@ FRAME_FEATURES = ("motion", "end_motion", "position")
 
 # -- settings ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class IntensitySettings:
-    """The ``intensity:`` section of an experiment config (task ``intensity``)."""
+class IntensitySettings(Section):
+    """The ``intensity:`` section of an experiment config (task ``intensity``): typed, frozen and
+    validated when the config is built (:data:`mekit.config.SECTIONS`)."""
 
     #: target source: timing | synthetic (per frame), facs | rating (per clip)
     source: str = "timing"
@@ -188,14 +190,11 @@ class IntensitySettings:
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None) -> IntensitySettings:
+        if isinstance(section, cls):
+            return section
         from mekit.config import from_dict
 
         return from_dict(cls, dict(section or {}), "intensity")
-
-    def to_dict(self) -> dict[str, Any]:
-        from mekit.config import to_plain
-
-        return to_plain(self)
 
 
 # -- the input table: no apex, offset = last frame on disk ----------------------------------------

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from mekit import events
+from mekit.config import Section
 from mekit.errors import ConfigError, DataError, MekitError
 from mekit.fingerprint import sample_fingerprint
 from mekit.preprocess.cache import Cache, canonical_json, param_key
@@ -80,8 +81,9 @@ _SOURCE_COLS = ("sample_id", "dataset", "media", "path", "frame_template", "onse
 # configuration
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PreprocessConfig:
-    """Everything that decides what :func:`preprocess` computes (and so the cache keys).
+class PreprocessConfig(Section):
+    """Everything that decides what :func:`preprocess` computes (and so the cache keys); also the
+    typed ``preprocess`` section of an experiment config (:data:`mekit.config.SECTIONS`).
 
     ``workers``, ``worker_timeout``, ``cache``, ``cache_dir`` and ``fsync`` change how, not what, and are not part
     of any key.
@@ -223,11 +225,6 @@ class PreprocessConfig:
                                           and "data" in raw):
             raw = raw["preprocess"] or {}
         return cls.from_dict(raw, overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        from mekit.config import to_plain
-
-        return to_plain(self)
 
     def replace(self, **changes: Any) -> PreprocessConfig:
         """A copy with some fields changed (validated again)."""
