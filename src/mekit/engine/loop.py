@@ -77,6 +77,31 @@ class LoopResult:
         return self.best_epoch is not None
 
 
+def checkpoint_file(folder: Path | None) -> Path | None:
+    """Where a trainer checkpoints in ``folder`` (``train_state.pt``, the folder created), or None
+    without a folder (no checkpoints)."""
+    if folder is None:
+        return None
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "train_state.pt"
+
+
+def selection_record(res: LoopResult, epochs: int, method: str, metric: str, val_groups: np.ndarray,
+                     list_subjects: bool = True) -> dict[str, Any]:
+    """A trainer's ``selection_``: ``"early stopping on <method> of an inner validation split of N
+    training subjects"`` with the chosen epoch and its ``metric`` (and the validation subjects'
+    names), or the fixed budget when nothing was selected."""
+    if not res.selected:
+        return {"method": f"fixed budget of {epochs} epochs (no selection)", "chosen": {}}
+    subjects = sorted(map(str, np.unique(val_groups)))
+    out: dict[str, Any] = {"method": method.format(n=len(subjects)),
+                           "chosen": {"epoch": res.best_epoch, metric: round(float(res.best), 4)}}
+    if list_subjects:
+        out["validation_subjects"] = subjects
+    return out
+
+
 def subject_val_split(groups: np.ndarray, frac: float, seed: int) -> np.ndarray:
     """Boolean mask of the inner validation samples: ``round(frac * subjects)`` (at least one)
     whole subjects drawn, by ``seed``, from the subjects of ``groups`` (the TRAINING subjects of a

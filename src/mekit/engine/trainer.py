@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from mekit.config import ComputeConfig, from_dict
-from mekit.engine.loop import Batch, begin_fit, choose_threads, minibatches, run_epochs
+from mekit.engine.loop import (Batch, begin_fit, checkpoint_file, choose_threads, minibatches, run_epochs,
+                               selection_record)
 # the inner validation split, under the name the leakage audit patches
 from mekit.engine.loop import subject_val_split as _subject_val_split
 from mekit.errors import ConfigError
@@ -362,13 +363,8 @@ class NeuralModel:
                          checkpoint=self._ckpt_path(),
                          state=(lambda: {"class_counts": self.epoch_class_counts_}, set_state))
         self.history_ = res.history
-        if res.selected:
-            self.selection_ = {"method": f"early stopping on an inner validation split of "
-                                         f"{len(np.unique(groups[va]))} training subjects (macro F1)",
-                               "chosen": {"epoch": res.best_epoch, "val_uf1": round(res.best, 4)},
-                               "validation_subjects": sorted(map(str, np.unique(groups[va])))}
-        else:
-            self.selection_ = {"method": f"fixed budget of {self.cfg.epochs} epochs (no selection)", "chosen": {}}
+        self.selection_ = selection_record(res, self.cfg.epochs, "early stopping on an inner validation split of {n} "
+                                           "training subjects (macro F1)", "val_uf1", groups[va])
         if self.sampler is not None:
             drawn = self.epoch_class_counts_[-1] if self.epoch_class_counts_ else None
             self.selection_["resampling"] = {
@@ -383,10 +379,7 @@ class NeuralModel:
         return self
 
     def _ckpt_path(self) -> Path | None:
-        if self.checkpoint_dir is None:
-            return None
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        return self.checkpoint_dir / "train_state.pt"
+        return checkpoint_file(self.checkpoint_dir)
 
     @staticmethod
     def _predict(model, X, batch: int = 64, rt: Runtime | None = None) -> np.ndarray:

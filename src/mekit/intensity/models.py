@@ -69,6 +69,7 @@ from typing import Any
 import numpy as np
 
 from mekit.config import Section
+from mekit.engine.loop import checkpoint_file, selection_record
 from mekit.errors import ConfigError, DataError
 from mekit.registry import Registry
 
@@ -788,22 +789,16 @@ class IntensityNet:
                          checkpoint=self._ckpt_path(),
                          state=(lambda: {"positions_rng": rng.bit_generator.state}, set_state))
         self.history_ = res.history
-        if res.selected:
-            self.selection_ = {"method": f"early stopping on the intensity MAE of an inner validation split "
-                                         f"of {len(np.unique(groups[va_c]))} training subjects",
-                               "chosen": {"epoch": res.best_epoch, "val_mae": round(float(res.best), 4)}}
-        else:
-            self.selection_ = {"method": f"fixed budget of {self.cfg.epochs} epochs (no selection)", "chosen": {}}
+        self.selection_ = selection_record(res, self.cfg.epochs, "early stopping on the intensity MAE of an inner "
+                                           "validation split of {n} training subjects", "val_mae", groups[va_c],
+                                           list_subjects=False)
         self.selection_["compute"] = rt.describe()
         model.eval()
         self.model_ = model
         return self
 
     def _ckpt_path(self) -> Path | None:
-        if self.checkpoint_dir is None:
-            return None
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        return self.checkpoint_dir / "train_state.pt"
+        return checkpoint_file(self.checkpoint_dir)
 
     # -- prediction ----------------------------------------------------------------------------
     def _predict_raw(self, clip: ClipInput, batch: int = 256) -> np.ndarray:
@@ -1040,24 +1035,15 @@ class StillRegressorNet:
                          validate=validate if len(va) else None, metric="val_mae", maximize=False,
                          checkpoint=self._ckpt_path())
         self.history_ = res.history
-        subjects = sorted(map(str, np.unique(groups[va])))
-        if res.selected:
-            self.selection_ = {"method": f"early stopping on the rating MAE of an inner validation split of "
-                                         f"{len(subjects)} training subjects",
-                               "chosen": {"epoch": res.best_epoch, "val_mae": round(float(res.best), 4)},
-                               "validation_subjects": subjects}
-        else:
-            self.selection_ = {"method": f"fixed budget of {self.cfg.epochs} epochs (no selection)", "chosen": {}}
+        self.selection_ = selection_record(res, self.cfg.epochs, "early stopping on the rating MAE of an inner "
+                                           "validation split of {n} training subjects", "val_mae", groups[va])
         self.selection_["compute"] = rt.describe()
         model.eval()
         self.model_ = model
         return self
 
     def _ckpt_path(self) -> Path | None:
-        if self.checkpoint_dir is None:
-            return None
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        return self.checkpoint_dir / "train_state.pt"
+        return checkpoint_file(self.checkpoint_dir)
 
     # -- prediction ----------------------------------------------------------------------------
     def _predict_rows(self, model: Any, px: Any, batch: int = 128) -> np.ndarray:
