@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 from pathlib import Path
@@ -150,18 +151,18 @@ def test_a_neural_run_with_fold_workers_reports_the_epochs_of_every_fold(neural_
 
 
 def test_fold_workers_send_nothing_back_without_a_listener(monkeypatch, tmp_path):
-    seen: list = []
-    real = runner._map_folds
+    """Workers get an event queue only when someone listens; every worker receives its inputs as
+    the arguments of its initializer (each writes what it got to a file, from its own process)."""
+    real_init = runner._init_fold_worker
 
-    def spy(fold_fn, jobs, state, workers):
-        gen = real(fold_fn, jobs, state, workers)
-        for res in gen:
-            seen.append(runner._FOLD_STATE.get("queue", "unset"))
-            yield res
+    def init(parent, fold_fn, state, queue):
+        (tmp_path / f"worker-{os.getpid()}").write_text(f"{queue is None} {sorted(state)}")
+        real_init(parent, fold_fn, state, queue)
 
-    monkeypatch.setattr(runner, "_map_folds", spy)
+    monkeypatch.setattr(runner, "_init_fold_worker", init)
     runner.run_experiment(load_config(None, {**CLASSICAL, "protocol.workers": 2}), None, progress=False)
-    assert seen and all(q is None for q in seen)
+    seen = [p.read_text() for p in tmp_path.glob("worker-*")]
+    assert len(seen) == 2 and all(t.startswith("True ") and "'feats'" in t for t in seen)
 
 
 def test_run_log_is_detached_and_says_why_when_a_run_fails(tmp_path, monkeypatch):

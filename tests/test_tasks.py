@@ -123,3 +123,20 @@ def test_a_new_task_runs_through_the_same_loop_with_resume_and_workers(majority_
     cols = ["sample_id", "pred"]
     assert par.predictions[cols].astype(str).equals(p[cols].astype(str))
     np.testing.assert_allclose(par.metrics["accuracy"], res.metrics["accuracy"])
+
+
+@pytest.mark.slow
+def test_spawned_fold_workers_give_the_serial_predictions(monkeypatch):
+    """Folds in spawned workers (how CUDA folds share a GPU) receive the fold function and the run's
+    inputs pickled, as arguments, and give the predictions of a serial run, events included."""
+    import mekit.experiment as experiment
+    from mekit import events
+
+    over = {"data.options": {"n_subjects": 4, "clips_per_subject": 6}, "model.params": {"C": 1.0}}
+    serial = experiment.run_experiment(load_config(None, over))
+    monkeypatch.setattr(experiment, "fold_workers", lambda cfg, neural: (2, "spawn"))
+    got: list = []
+    with events.listen(got.append):
+        spawned = experiment.run_experiment(load_config(None, {**over, "protocol.workers": 2}))
+    pd.testing.assert_frame_equal(spawned.predictions, serial.predictions)
+    assert sorted(e["fold"] for e in got if e.kind == "fold") == sorted(serial.predictions["fold"].unique())

@@ -127,9 +127,9 @@ class ProtocolConfig:
     #: still gives a spread over model initialisations. Null: the top-level ``seed`` alone (see
     #: ExperimentConfig); after loading it is always a tuple.
     seeds: tuple[int, ...] | None = None
-    #: folds trained at the same time in forked processes (classification and intensity runs; neural
-    #: folds on CUDA run one at a time). Results do not depend on it, since every fold seeds its own
-    #: model. Keep workers x model threads within the CPU cores.
+    #: folds trained at the same time in worker processes (forked; for neural folds on CUDA, spawned
+    #: processes sharing the GPU: GPU slots, as many as its memory holds). Results do not depend on
+    #: it, since every fold seeds its own model. Keep workers x model threads within the CPU cores.
     workers: int = 1
 
     def __post_init__(self) -> None:

@@ -9,8 +9,8 @@ classification, intensity); everything else is done here, the same way for every
 - resume: each finished fold is saved under ``out_dir/folds/seed<k>/<fold>/`` as it completes,
   and a run started again with the same config, data and mekit code in the same folder reads
   those folds back instead of fitting them again (:func:`prepare_resume`);
-- where folds run: in this process or in ``protocol.workers`` forked processes (neural folds on
-  CUDA one at a time). The fold function receives its job and the run's state as arguments and
+- where folds run: in this process or in ``protocol.workers`` worker processes (forked; spawned
+  GPU slots for neural folds on CUDA). The fold function receives its job and the run's state as arguments and
   seeds everything it fits from the job's seed, so where a fold runs never changes its result;
 - the samples a run left out (``excluded.csv``, by stage), timings and the resume record of
   ``metrics.json``.
@@ -164,34 +164,42 @@ class _FoldStage(events.Stage):
         return self
 
 
-#: the fold function and its inputs while forked workers run: set just before the pool forks,
-#: so every worker inherits them (copy-on-write, never pickled), and cleared when the pool ends.
-#: Serial runs never touch it: there the inputs are plain arguments.
-_FOLD_STATE: dict[str, Any] = {}
+#: in a fold worker process: the fold function, the run's state and the event queue, received as
+#: the arguments of the pool's initializer (:func:`_init_fold_worker`). Set only in workers; a
+#: serial run passes the same things as plain arguments.
+_WORKER: dict[str, Any] = {}
 
 
-def fold_workers(cfg: ExperimentConfig, neural: bool) -> int:
-    """How many forked fold workers a run uses: ``protocol.workers``, except neural folds on CUDA,
-    which run one at a time: a forked child cannot use a CUDA context its parent initialised,
-    and spawned workers would not inherit the fold inputs."""
+def fold_workers(cfg: ExperimentConfig, neural: bool) -> tuple[int, str]:
+    """How many fold workers a run uses and how they start: ``protocol.workers`` forked processes,
+    except neural folds on CUDA, which use ``protocol.workers`` spawned processes (GPU slots: a
+    forked child cannot use a CUDA context, a spawned one makes its own), each holding one fold's
+    model on the GPU at a time."""
     workers = int(cfg.protocol.workers)
     if workers > 1 and neural:
         from mekit.engine.trainer import device_kind
 
         if device_kind(cfg.compute) == "cuda":
-            log.info("folds run one at a time on CUDA (forked workers cannot use it)")
-            return 1
-    return workers
+            log.info("%d folds at a time on CUDA, in spawned workers", workers)
+            return workers, "spawn"
+    return workers, "fork"
 
 
-def _map_folds(fold_fn, jobs: list[FoldJob], state: dict[str, Any], workers: int):
-    """Yield ``fold_fn(job, state)`` for every job, in this process or in ``workers`` forked
-    processes (in the order they finish). ``fold_fn`` returns ``(index, result)`` and must seed
-    whatever it fits from the job's seed alone, so where a fold runs never changes its result.
+def _map_folds(fold_fn, jobs: list[FoldJob], state: dict[str, Any], workers: int, start: str = "fork"):
+    """Yield ``fold_fn(job, state)`` for every job, in this process or in ``workers`` worker
+    processes started by ``start`` (``fork`` or ``spawn``; in the order they finish). ``fold_fn``
+    returns ``(index, result)`` and must seed whatever it fits from the job's seed alone, so where
+    a fold runs never changes its result.
 
-    The events a fold emits carry its ``fold`` and ``seed``. Forked workers send theirs back
-    through a pipe (only when this context has listeners); they are emitted here, in the calling
-    thread and context, while the folds run, and all of a fold's events before its result."""
+    The fold function and the state reach workers as arguments (of the pool's initializer, once
+    per worker), never through shared module state, so the same fold function runs in a process
+    pool of either start method, in a cluster's task or in an app's worker thread: a spawned
+    worker receives them pickled (``fold_fn`` must then be a module-level function), a forked one
+    inherits them without a copy.
+
+    The events a fold emits carry its ``fold`` and ``seed``. Workers send theirs back through a
+    pipe (only when this context has listeners); they are emitted here, in the calling thread and
+    context, while the folds run, and all of a fold's events before its result."""
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             with events.fields(fold=job.fold.name, seed=job.seed):
@@ -200,7 +208,7 @@ def _map_folds(fold_fn, jobs: list[FoldJob], state: dict[str, Any], workers: int
         return
     import multiprocessing as mp
 
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context(start)
     # a SimpleQueue writes each event to its pipe before ``put`` returns (no feeder thread), so a
     # fold's events are all in the pipe before its result reaches this process
     queue = ctx.SimpleQueue() if events.active() else None
@@ -209,10 +217,9 @@ def _map_folds(fold_fn, jobs: list[FoldJob], state: dict[str, Any], workers: int
         while queue is not None and not queue.empty():
             events.deliver(queue.get())
 
-    global _FOLD_STATE
-    _FOLD_STATE = {"fn": fold_fn, "state": state, "queue": queue}
     try:
-        with ctx.Pool(min(workers, len(jobs)), initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        with ctx.Pool(min(workers, len(jobs)), initializer=_init_fold_worker,
+                      initargs=(os.getpid(), fold_fn, state, queue)) as pool:
             results = pool.imap_unordered(_run_fold_detached, jobs)
             while True:
                 try:
@@ -226,29 +233,34 @@ def _map_folds(fold_fn, jobs: list[FoldJob], state: dict[str, Any], workers: int
                 yield res
         drain()
     finally:
-        _FOLD_STATE = {}
         if queue is not None:
             queue.close()
 
 
+def _init_fold_worker(parent: int, fold_fn: Any, state: dict[str, Any], queue: Any) -> None:
+    """A fold worker's start: die with the parent, keep the run's fold function, state and queue."""
+    die_with_parent(parent)
+    _WORKER.update(fn=fold_fn, state=state, queue=queue)
+
+
 def _run_fold_detached(job: FoldJob) -> tuple[int, Any]:
-    """The fold function in a forked worker, in a fresh context. A fork copies the parent's
-    listeners (a terminal display, the run.log writer) together with any lock one of their threads
-    held at that moment, so a worker calling them could hang or draw over the parent's display.
-    Its only listener, when the parent listens, puts each event on the parent's queue; the parent
-    emits them and reports each fold as its result arrives."""
+    """The fold function in a worker, in a fresh context. A fork copies the parent's listeners (a
+    terminal display, the run.log writer) together with any lock one of their threads held at
+    that moment, so a worker calling them could hang or draw over the parent's display. Its only
+    listener, when the parent listens, puts each event on the parent's queue; the parent emits
+    them and reports each fold as its result arrives."""
     import contextvars
 
     return contextvars.Context().run(_fold_in_worker, job)
 
 
 def _fold_in_worker(job: FoldJob) -> tuple[int, Any]:
-    queue = _FOLD_STATE.get("queue")
+    queue = _WORKER.get("queue")
     with contextlib.ExitStack() as stack:
         if queue is not None:
             stack.enter_context(events.listen(queue.put))
         stack.enter_context(events.fields(fold=job.fold.name, seed=job.seed))
-        return _FOLD_STATE["fn"](job, _FOLD_STATE["state"])
+        return _WORKER["fn"](job, _WORKER["state"])
 
 
 def run_folds(protocol: Any, table: Any, cfg: ExperimentConfig, out_dir: Path | None, fold_fn, state: dict[str, Any],
@@ -257,14 +269,14 @@ def run_folds(protocol: Any, table: Any, cfg: ExperimentConfig, out_dir: Path | 
     of ``table``; a fold saved by an earlier run (its ``predictions.csv`` under
     ``out_dir/folds/seed<k>/<fold_dir_name>``, kept by :func:`prepare_resume`) is read back with
     ``read_fold(folder)``, every other one is computed by ``fold_fn(FoldJob(index, seed, fold,
-    folder), state)`` (which saves it in its folder), serially or in forked workers
-    (:func:`fold_workers`).
+    folder), state)`` (which saves it in its folder), serially or in worker
+    processes (:func:`fold_workers`).
 
     Returns the fold results in (seed, fold) order, whatever order they finished in, and how
     many were read back. A ``folds`` stage per seed and a ``fold`` event per fold are emitted
-    here, in this process: with forked workers this is the only place that sees every fold finish.
+    here, in this process: with worker processes this is the only place that sees every fold finish.
     """
-    workers = fold_workers(cfg, neural)
+    workers, start = fold_workers(cfg, neural)
     out: list[Any] = []
     n_resumed = 0
     for seed in cfg.protocol.seeds:
@@ -280,7 +292,7 @@ def run_folds(protocol: Any, table: Any, cfg: ExperimentConfig, out_dir: Path | 
                     stage.fold_done(fold.name, seed, resumed=True)
                 else:
                     todo.append(FoldJob(i, seed, fold, fdir))
-            for i, res in _map_folds(fold_fn, todo, state, workers):
+            for i, res in _map_folds(fold_fn, todo, state, workers, start):
                 results[i] = res
                 stage.fold_done(folds[i].name, seed, resumed=False)
         out.extend(results[i] for i in range(len(folds)))
