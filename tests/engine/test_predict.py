@@ -198,3 +198,23 @@ def test_intensity_configs_go_to_the_intensity_trainer(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mekit.tasks.intensity", fake)
     assert train_bundle(_cfg(task="intensity"), tmp_path / "x.mekit", progress=False) == tmp_path / "x.mekit"
     assert calls == [("intensity", tmp_path / "x.mekit")]
+
+
+def test_a_long_recording_is_pointed_to_analyze(trained, tmp_path):
+    """A video longer than any expression would get one label for everything in it: refused, with
+    the command that spots and labels each expression."""
+    av = pytest.importorskip("av")
+    _, path = trained
+    video = tmp_path / "interview.mp4"
+    with av.open(str(video), "w") as c:
+        s = c.add_stream("mpeg4", rate=10)
+        s.width = s.height = 32
+        s.pix_fmt = "yuv420p"
+        for n in range(60):  # 6 s at 10 fps
+            img = np.full((32, 32, 3), n * 4 % 255, np.uint8)
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    with pytest.raises(DataError, match=r"interview.mp4: is a recording of 6.0 s.*mekit analyze .*--model BUNDLE"):
+        predict(path, video)

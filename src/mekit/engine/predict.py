@@ -364,6 +364,32 @@ def input_table(input: str | Path | None = None, loader: str | None = None, root
     return SampleTable.from_records(records, name=DATASET)
 
 
+#: the longest an expression lasts (macro-expressions: 1/2 to 4 s): a clip longer than this is a
+#: recording that may hold several expressions, not one expression to label
+LONGEST_EXPRESSION_S = 4.0
+#: frames of the longest expression at the highest frame rate corpora use (500 fps), for frame
+#: folders whose rate is not known
+LONGEST_EXPRESSION_FRAMES = 2000
+
+
+def _refuse_recordings(table: SampleTable) -> None:
+    """Refuse an ad-hoc video or frame folder longer than any expression: a classification bundle
+    gives one label per clip, and a recording of an interview holding four expressions would come
+    back as one label. ``mekit analyze`` spots the expressions in it and labels each."""
+    for r in table.df.itertuples():
+        if r.media not in ("video", "frames") or r.onset is None or r.offset is None:
+            continue
+        n = int(r.offset) - int(r.onset) + 1
+        fps = float(r.fps) if r.fps is not None and r.fps == r.fps and r.fps > 0 else None
+        long = n / fps > LONGEST_EXPRESSION_S if fps else n > LONGEST_EXPRESSION_FRAMES
+        if long:
+            length = f"{n / fps:.1f} s" if fps else f"{n} frames"
+            raise DataError(f"is a recording of {length}, longer than any expression ({LONGEST_EXPRESSION_S:g} s): "
+                            "a bundle labels one expression clip, and a recording may hold several",
+                            path=r.path, expected=f"one expression clip; to spot and label the expressions of "
+                            f"a recording use `mekit analyze {r.path} --model BUNDLE`")
+
+
 # ---------------------------------------------------------------------------------------
 # prediction
 # ---------------------------------------------------------------------------------------
@@ -528,6 +554,8 @@ def predict(bundle_path: str | Path, input: str | Path | None = None, loader: st
     kept_notes = [f"{p.sample}: {p.reason}" for p in table.report.problems if p.sample in kept]
     if len(table) == 0:
         raise DataError("nothing to predict: the input holds no samples", path=input or root, expected=_EXPECTED)
+    if loader is None:
+        _refuse_recordings(table)
     df = predict_table(bundle, table, progress=progress, cache=loader is not None)
     df.attrs["skipped"] = {**skipped_at_load, **df.attrs["skipped"]}
     df.attrs["notes"] = [*df.attrs["notes"], *kept_notes]
