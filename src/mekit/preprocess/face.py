@@ -119,6 +119,17 @@ DEFAULT_ROIS: dict[str, tuple[float, float, float, float]] = {
 }
 
 
+#: whether this process has created a MediaPipe graph (see :func:`mediapipe_started`)
+_MEDIAPIPE_STARTED = False
+
+
+def mediapipe_started() -> bool:
+    """Whether this process has created a MediaPipe graph. A process forked after that cannot
+    create graphs of its own (MediaPipe aborts the child: its threads and global state do not
+    survive a fork), so worker pools then start their workers fresh (spawn) instead of forking."""
+    return _MEDIAPIPE_STARTED
+
+
 class NoFaceError(DataError):
     """No face was found where one was expected."""
 
@@ -535,6 +546,8 @@ class FaceAligner:
         return obj
 
     def _new_graph(self, solutions: Any, kind: str) -> Any:
+        global _MEDIAPIPE_STARTED
+        _MEDIAPIPE_STARTED = True
         if kind == "mesh":
             obj = solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                                refine_landmarks=self.refine,

@@ -1238,7 +1238,11 @@ def _run(todo: list[dict[str, Any]], cfg: PreprocessConfig, keys: dict[str, dict
         # remaining clips run in-process.
         import cv2
 
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        from mekit.preprocess.face import mediapipe_started
+
+        # ...except after this process has run MediaPipe (a face tracker, an in-process clip): a
+        # forked child would abort creating its own graphs, so workers are spawned fresh then
+        method = "fork" if "fork" in mp.get_all_start_methods() and not mediapipe_started() else "spawn"
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)  # inherited by the workers: one OpenCV thread each, the pool is the parallelism
         try:
