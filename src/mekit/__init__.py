@@ -31,6 +31,7 @@ _FRONT_DOOR: dict[str, str] = {
     "train": "mekit.engine.predict:train_bundle",
     "predict": "mekit.engine.predict:predict",
     "catalogue": "mekit.catalogue:catalogue",
+    "analyze": "mekit.analysis.analyze:analyze",
 }
 
 
@@ -71,15 +72,6 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 
-def analyze(*args: Any, **kwargs: Any) -> Any:
-    """Long-video analysis (spotting and recognising micro-expressions in a recording).
-
-    The name is reserved so that scripts can be written against the full front door; this
-    version does not have the capability.
-    """
-    raise NotImplementedError("mekit.analyze: long-video analysis is not in this version of mekit")
-
-
 def __getattr__(name: str) -> Any:
     target = _FRONT_DOOR.get(name)
     if target is None:
@@ -101,6 +93,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
+    from mekit.analysis.analyze import analyze
     from mekit.catalogue import catalogue
     from mekit.data import load_dataset
     from mekit.engine.predict import predict

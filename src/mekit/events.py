@@ -17,7 +17,9 @@ An event has a ``kind`` (see :data:`KINDS`) and a flat dict of JSON-friendly fie
 common fields are ``stage`` (``load``, ``preprocess``, ``features``, ``folds``, ``train``),
 ``done`` and ``total`` (counts of what the stage works through), ``fold``, ``seed``, ``epoch``,
 ``epochs``, ``loss`` (mean training loss of the epoch), ``val`` (a validation metric where there
-is one) and ``eta_s`` (seconds left, estimated by the emitter where it can).
+is one) and ``eta_s`` (seconds left, estimated by the emitter where it can). An ``interval`` event
+is an expression spotted in a recording (``mekit analyze``: onset, apex, offset, ``interval_kind``
+micro or macro, and the label and intensity where bundles give them), emitted as soon as it closes.
 
 Listeners are held in a :class:`contextvars.ContextVar`, so they belong to the thread (or
 asyncio task) that registered them and two runs in two threads of one process (a GUI) never see
@@ -46,7 +48,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 #: the kinds of event mekit emits
-KINDS = ("stage_start", "progress", "stage_end", "fold", "epoch", "message")
+KINDS = ("stage_start", "progress", "stage_end", "fold", "epoch", "message", "interval")
 
 
 @dataclass(frozen=True)

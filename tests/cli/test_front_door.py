@@ -41,10 +41,11 @@ def test_front_door_names_are_the_library_functions():
     assert mekit.train is train_bundle
     assert mekit.predict is predict
     assert callable(mekit.preprocess) and callable(mekit.catalogue)
+    from mekit.analysis.analyze import analyze
+
+    assert mekit.analyze is analyze
     with pytest.raises(AttributeError):
         mekit.no_such_thing  # noqa: B018
-    with pytest.raises(NotImplementedError, match="long-video analysis is not in this version"):
-        mekit.analyze("recording.mp4")
 
 
 def test_preprocess_stays_callable_whatever_was_imported_first():

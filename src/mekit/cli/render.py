@@ -102,6 +102,8 @@ class PlainRenderer:
                 self._line(ev, f"train{where} {_epoch_count(d)} {events.epoch_text(d)}".rstrip())
         elif ev.kind == "message":
             self._line(ev, str(d.get("text", d)))
+        elif ev.kind == "interval":
+            self._line(ev, interval_text(d))
 
 
 class TerminalRenderer:
@@ -168,6 +170,16 @@ class TerminalRenderer:
             self._refresh()
         elif ev.kind == "message":
             p.console.print(str(d.get("text", d)), markup=False, highlight=False)
+        elif ev.kind == "interval":
+            p.console.print(interval_text(d), markup=False, highlight=False)
+
+
+def interval_text(d: dict) -> str:
+    """One spotted interval of ``mekit analyze``, as a line: times, kind, label, intensity."""
+    label = f" {d['label']}" if d.get("label") else ""
+    peak = f" intensity {float(d['intensity_peak']):.2f}" if d.get("intensity_peak") is not None else ""
+    return (f"{d.get('interval_kind', 'interval')} {float(d.get('onset_s', 0)):.2f}-{float(d.get('offset_s', 0)):.2f} s"
+            f" (frames {d.get('onset')}-{d.get('offset')}){label}{peak}")
 
 
 @contextlib.contextmanager

@@ -126,7 +126,7 @@ _MEDIAPIPE_STARTED = False
 def mediapipe_started() -> bool:
     """Whether this process has created a MediaPipe graph. A process forked after that cannot
     create graphs of its own (MediaPipe aborts the child: its threads and global state do not
-    survive a fork), so worker pools then start their workers fresh (spawn) instead of forking."""
+    survive a fork), so preprocessing then aligns in this process instead of forked workers."""
     return _MEDIAPIPE_STARTED
 
 

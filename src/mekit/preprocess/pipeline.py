@@ -379,6 +379,11 @@ def _init_worker(parent: int) -> None:
     _STATE.clear()
 
 
+def _needs_mediapipe(cfg: PreprocessConfig) -> bool:
+    """Whether aligning with ``cfg`` may create MediaPipe graphs (its detector or face mesh)."""
+    return cfg.detector in ("auto", "mediapipe") or bool(cfg.landmarks)
+
+
 def _aligner(cfg: PreprocessConfig, detector: str | None = None) -> Any:
     detector = cfg.detector if detector is None else detector
     key = (detector, cfg.margin, cfg.align, cfg.landmarks)
@@ -1226,6 +1231,16 @@ def _run(todo: list[dict[str, Any]], cfg: PreprocessConfig, keys: dict[str, dict
     cfg_dict = cfg.to_dict()
     tasks = [(row, cfg_dict, keys[row["sample_id"]], str(cache.root), cache.fsync) for row in todo]
     n_workers = min(cfg.n_workers, len(tasks))
+    if n_workers > 1 and _needs_mediapipe(cfg):
+        from mekit.preprocess.face import mediapipe_started
+
+        if mediapipe_started():
+            # A child forked after this process ran MediaPipe (a face tracker, a clip processed
+            # in-process) aborts when it creates graphs of its own, and spawned workers would
+            # re-run a user's script that has no `if __name__ == "__main__"` guard: the clips
+            # are processed here, one at a time.
+            log.info("preprocessing in this process: MediaPipe already runs here, so workers cannot be forked")
+            n_workers = 1
     pool = None
     if n_workers > 1:
         import multiprocessing as mp
@@ -1238,11 +1253,7 @@ def _run(todo: list[dict[str, Any]], cfg: PreprocessConfig, keys: dict[str, dict
         # remaining clips run in-process.
         import cv2
 
-        from mekit.preprocess.face import mediapipe_started
-
-        # ...except after this process has run MediaPipe (a face tracker, an in-process clip): a
-        # forked child would abort creating its own graphs, so workers are spawned fresh then
-        method = "fork" if "fork" in mp.get_all_start_methods() and not mediapipe_started() else "spawn"
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)  # inherited by the workers: one OpenCV thread each, the pool is the parallelism
         try:
