@@ -289,6 +289,7 @@ def test_macro_expression_is_labelled_macro():
     assert iv.kind == "macro" and iou >= 0.5, (iv, scene.truth)
 
 
+@pytest.mark.slow
 def test_movement_longer_than_the_span_is_other():
     # 6 s, longer than the 4 s span: its extent cannot be measured, so it is not a macro
     scene = Scene(30, 24).expression(10.0, 6.0, centre=(0.5, 0.76), sigma=0.12, direction=(0, -1),
@@ -323,6 +324,7 @@ def neutral_stream(fps: float, minutes: float, size: int = 64, seed: int = 3):
         yield np.clip(img + noise[rng.integers(len(noise))], 0, 255).astype(np.uint8)
 
 
+@pytest.mark.slow
 def test_neutral_minutes_give_no_false_positive():
     out = spot(neutral_stream(30, 1.5), 30, crop_size=64)
     assert out == [], out
@@ -343,6 +345,7 @@ def state_size(sp: MotionSpotter) -> tuple[int, int]:
     return arrays, items
 
 
+@pytest.mark.slow
 def test_memory_is_bounded_by_fps_and_span_not_stream_length():
     sp = MotionSpotter(30, crop_size=64)
     frames = neutral_stream(30, 1.0)
@@ -358,6 +361,7 @@ def test_memory_is_bounded_by_fps_and_span_not_stream_length():
     assert MotionSpotter(30, span=1.0).nbytes() < MotionSpotter(30).nbytes()
 
 
+@pytest.mark.slow
 def test_cost_per_frame():
     for fps in (30, 200):
         cost = measure_cost(fps, seconds=5)
@@ -369,6 +373,7 @@ def test_cost_per_frame():
 # ---------------------------------------------------------------------------------------------
 # streaming contract
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_push_by_push_equals_the_whole_stream_in_any_batches():
     scene = (Scene(30, 26).expression(6.0, 0.3).blink(9.0).expression(13.0, 2.0, centre=(0.5, 0.76), sigma=0.12,
                                                                       direction=(0, -1), pixels=3.0, rise=0.15)

@@ -259,6 +259,7 @@ def test_bad_settings_are_one_clear_error(kw, match):
         FaceTracker(**kw)
 
 
+@pytest.mark.slow
 def test_speed_on_640x480(heads, capsys):
     """Frames/s of the tracker on 640x480 video of a slowly moving face, and what a detected
     and a tracked frame cost. Printed, not asserted: the machine is shared."""

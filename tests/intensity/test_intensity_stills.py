@@ -137,6 +137,7 @@ def test_metrics_json_is_plain(stills_root, tmp_path):
     assert m["selection_per_fold"] and all("chosen" in s for s in m["selection_per_fold"])
 
 
+@pytest.mark.slow
 def test_a_stills_bundle_rates_images_of_a_new_person(stills_root, tmp_path):
     """Trained on five people's rated images, a bundle rates the sixth person's images, read
     through ``mekit.predict`` from plain image files (no annotations.csv, so no rating)."""
@@ -167,6 +168,7 @@ def test_a_stills_bundle_rates_images_of_a_new_person(stills_root, tmp_path):
     assert np.corrcoef(truth, out["pred"])[0, 1] > 0.8
 
 
+@pytest.mark.slow
 def test_a_cnn_regression_head_rates_held_out_subjects(stills_root, tmp_path):
     """The CNN side of stills: face crops into compact_cnn's regression head, early stopping on
     training subjects only, the same folds, metrics and report; a bundle of it rates new images."""
