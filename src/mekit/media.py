@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -320,16 +320,23 @@ class _Source:
         return f"{type(self).__name__}({self.name!r}, {n}, {self.fps:g} fps, {w}x{h})"
 
 
-def _check_fps(fps: float | None, what: str) -> float | None:
-    if fps is None:
-        return None
+def positive_number(value: Any, error: str) -> float:
+    """``value`` as a finite positive float, else a ConfigError with message ``error`` (a frame
+    rate, a playing speed: every rate a stream is read at)."""
     try:
-        f = float(fps)
+        f = float(value)
     except (TypeError, ValueError):
         f = math.nan
     if not (math.isfinite(f) and f > 0):
-        raise ConfigError(f"the frame rate of {what} must be a positive number of frames per second; got {fps!r}")
+        raise ConfigError(error)
     return f
+
+
+def _check_fps(fps: float | None, what: str) -> float | None:
+    if fps is None:
+        return None
+    return positive_number(fps, f"the frame rate of {what} must be a positive number of frames per second; "
+                                f"got {fps!r}")
 
 
 def _check_start(start: int) -> int:
@@ -715,14 +722,9 @@ class PacedSource(_Source):
     def __init__(self, source: FrameSource, speed: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         # no _Source.__init__: dropped, skipped and problems are read through from the source
-        try:
-            speed = float(speed)
-        except (TypeError, ValueError):
-            speed = math.nan
-        if not (math.isfinite(speed) and speed > 0):
-            raise ConfigError(f"the playing speed must be a positive factor (1 = real time); got {speed!r}")
         self.source = source
-        self.speed = speed
+        self.speed = positive_number(speed, f"the playing speed must be a positive factor (1 = real time); "
+                                            f"got {speed!r}")
         self.clock = clock
         self.fps = source.fps
         self.n_frames = source.n_frames

@@ -262,13 +262,9 @@ def spot(frames: Iterable[np.ndarray | None], fps: float, *, spotter: str = "mot
 
 
 def _check_fps(fps: Any) -> float:
-    try:
-        f = float(fps)
-    except (TypeError, ValueError):
-        raise ConfigError(f"spotter fps: expected a positive number, got {fps!r}") from None
-    if not math.isfinite(f) or f <= 0:
-        raise ConfigError(f"spotter fps: expected a positive number, got {fps!r}")
-    return f
+    from mekit.media import positive_number
+
+    return positive_number(fps, f"spotter fps: expected a positive number, got {fps!r}")
 
 
 def _check_range(name: str, value: Any) -> tuple[float, float]:
