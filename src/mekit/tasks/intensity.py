@@ -284,7 +284,8 @@ class Intensity:
         return _read_intensity_fold(fdir)
 
     def check(self, cfg: ExperimentConfig) -> IntensitySettings:
-        return check_config(cfg)
+        # validate_config, which runs just before, has made check_config's checks already
+        return IntensitySettings.from_config(cfg.intensity)
 
     def neural(self, cfg: ExperimentConfig) -> bool:
         return cfg.model.name not in REGRESSORS
