@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 import mekit.experiment as runner
-import mekit.tasks.classification as classification
 from mekit.config import load_config
 
 MARKER = "MEKIT_FAULT_TEST"
