@@ -119,13 +119,12 @@ class _Recogniser:
         folder.mkdir(parents=True, exist_ok=True)
         for i, crop in crops:
             cv2.imwrite(str(folder / f"img{i}.png"), crop)
+        from mekit.engine.predict import input_record
+
         first, last = crops[0][0], crops[-1][0]
-        record = {"sample_id": f"analyze/{iv.onset}", "dataset": "analyze", "subject": "analyze/recording",
-                  "clip": folder.name, "media": "frames", "path": str(folder), "frame_template": "img{frame}.png",
-                  "onset": first, "apex": min(max(int(iv.apex), first), last), "offset": last, "fps": fps,
-                  "emotion": None, "label": None, "action_units": (), "intensity": None, "split": "",
-                  "face_cropped": True}
-        table = SampleTable.from_records([record], name="analyze")
+        record = {**input_record(folder.name, "frames", folder, "img{frame}.png", first, last, fps),
+                  "apex": min(max(int(iv.apex), first), last), "face_cropped": True}
+        table = SampleTable.from_records([record], name="input")
         try:
             if self.model is not None:
                 from mekit.engine.predict import predict_table

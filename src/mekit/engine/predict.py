@@ -229,8 +229,9 @@ def _write_csv(df: Any, out: Path) -> None:
 # ---------------------------------------------------------------------------------------
 # inputs
 # ---------------------------------------------------------------------------------------
-def _record(name: str, media: str, path: Path, template: str | None = None, onset: int | None = None,
-            offset: int | None = None, fps: float | None = None) -> dict[str, Any]:
+def input_record(name: str, media: str, path: Path, template: str | None = None, onset: int | None = None,
+                 offset: int | None = None, fps: float | None = None) -> dict[str, Any]:
+    """The SampleTable row of an ad-hoc input (dataset ``input``, its own subject, no label)."""
     return {"sample_id": f"{DATASET}/{name}", "dataset": DATASET, "subject": f"{DATASET}/{name}",
             "clip": path.name, "media": media, "path": str(path), "frame_template": template,
             "onset": onset, "apex": None, "offset": offset, "fps": fps, "emotion": None, "label": None,
@@ -327,7 +328,7 @@ def input_table(input: str | Path | None = None, loader: str | None = None, root
                                 expected="an image (" + ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS)
                                 + ") or a video (" + ", ".join(e.lstrip(".") for e in VIDEO_EXTENSIONS) + ")")
         if kind == "image":
-            return SampleTable.from_records([_record(p.stem, "image", p)], name=DATASET)
+            return SampleTable.from_records([input_record(p.stem, "image", p)], name=DATASET)
         if kind == "video":
             from mekit.data.video import load_videos
 
@@ -356,11 +357,11 @@ def input_table(input: str | Path | None = None, loader: str | None = None, root
                         expected="frames named like img1.jpg, img2.jpg, ... (one number that changes)")
     if found is not None:
         template, nums = found
-        return SampleTable.from_records([_record(p.name, "frames", p, template, nums[0], nums[-1], fps)],
+        return SampleTable.from_records([input_record(p.name, "frames", p, template, nums[0], nums[-1], fps)],
                                         name=DATASET)
     stems = [f.stem for f in images]
     dup = {s for s in stems if stems.count(s) > 1}
-    records = [_record(f.name if f.stem in dup else f.stem, "image", f) for f in images]
+    records = [input_record(f.name if f.stem in dup else f.stem, "image", f) for f in images]
     return SampleTable.from_records(records, name=DATASET)
 
 
