@@ -343,8 +343,7 @@ def _run(task: Any, cfg: ExperimentConfig, settings: Any, out_dir: Path | None, 
     if table is None:
         table = load_with_progress(cfg)
     if len(table) == 0:
-        raise DataError(f"dataset {cfg.data.loader} at {cfg.data.root} has no "
-                        f"{'labelled ' if task.name == 'classification' else ''}samples")
+        raise DataError(f"dataset {cfg.data.loader} at {cfg.data.root} has no {getattr(task, 'samples', 'samples')}")
     t_load = time.perf_counter() - t0
     prepared: Prepared = task.prepare(cfg, settings, table)
     t_inputs = time.perf_counter() - t0 - t_load

@@ -5,7 +5,8 @@ A task says what an experiment learns and how it is scored; the loop does everyt
 for every task. A task is an object with:
 
 - ``name``, ``help`` and ``inputs_stage`` (the name of its inputs stage in events and in
-  ``metrics.json``'s ``timing_s``);
+  ``metrics.json``'s ``timing_s``); optionally ``samples``, what a dataset must hold for it in
+  words (``"labelled samples"``; ``"samples"`` when absent);
 - ``check(cfg) -> settings``: the task's own checks after :func:`~mekit.evaluation.validate.validate_config`,
   returning whatever settings object its other calls take;
 - ``prepare(cfg, settings, table) -> Prepared``: targets and inputs of every usable sample

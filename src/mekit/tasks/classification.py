@@ -93,6 +93,8 @@ class Classification:
     """The classification task (see the module docstring and :mod:`mekit.tasks.base`)."""
 
     name = "classification"
+    #: what a dataset must hold for this task, in words (an empty table's error)
+    samples = "labelled samples"
     inputs_stage = "features"
     fold = staticmethod(run_fold)
     read_fold = staticmethod(read_fold)
