@@ -484,3 +484,24 @@ def test_fixed_windows_tile_the_stream_where_there_is_a_face():
     # the grid is on frame indices, so a stream starting elsewhere lands on the same windows
     late = FixedWindowSpotter(30, window=0.3, stride=0.5)
     assert [iv.onset for i in range(50, 100) for iv in late.push(i, face)] == [60, 75, 90]
+
+
+def test_recorded_scores_cover_every_face_frame_once_in_order_and_peak_inside_the_expression():
+    scene = Scene(30, 12).expression(5.0, 0.3)
+    frames: list[np.ndarray | None] = list(scene)
+    frames[100:103] = [None] * 3
+    sp = MotionSpotter(30, span=1.0)
+    with pytest.raises(ConfigError, match="record_scores"):
+        sp.take_scores()
+    sp.record_scores()
+    got = []
+    for i, f in enumerate(frames):
+        sp.push(i, f)
+        got += sp.take_scores()
+    sp.flush()
+    got += sp.take_scores()
+    assert [s.index for s in got] == [i for i, f in enumerate(frames) if f is not None]
+    assert all(s.regions.shape == (5, len(sp.region_names())) for s in got)
+    best = max((s for s in got if s.score == s.score), key=lambda s: s.score)
+    on, off = scene.truth[0]
+    assert on <= best.index <= off and best.score >= sp.threshold

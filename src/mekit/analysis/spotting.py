@@ -201,6 +201,22 @@ class Interval:
         return cls(**d)
 
 
+@dataclass(frozen=True)
+class FrameScore:
+    """One frame's motion scores as :class:`MotionSpotter` decided them.
+
+    ``index`` is the frame's source index; ``score`` the largest smoothed expression-region
+    score ``Z`` (noise units; NaN while the noise level is not yet known); ``regions`` the
+    per-region measures, shape (5, R) in the order of ``region_names()``: ``S`` as measured,
+    the z-scores ``za``, ``zb`` and ``zg`` of the backward, forward and reference-to-reference
+    differences, and ``S`` smoothed in time (NaN where not measured).
+    """
+
+    index: int
+    score: float
+    regions: np.ndarray
+
+
 # ---------------------------------------------------------------------------------------------
 # the seam
 # ---------------------------------------------------------------------------------------------
@@ -427,6 +443,7 @@ class MotionSpotter:
         self._min_count = max(8, round(self.fps))
         self._box_cache: dict[tuple[int, int], np.ndarray] = {}
         self._last_boxes = self._to_work(self._unit)
+        self._score_log: list[FrameScore] | None = None
         self._alloc()
 
     # -- state --------------------------------------------------------------------------------
@@ -482,6 +499,20 @@ class MotionSpotter:
 
     def region_names(self) -> list[str]:
         return list(self._names)
+
+    def record_scores(self, on: bool = True) -> None:
+        """Keep every frame's scores as they are decided, for :meth:`take_scores` (off by
+        default; a consumer that turns it on drains them regularly, so memory stays bounded)."""
+        self._score_log = [] if on else None
+
+    def take_scores(self) -> list[FrameScore]:
+        """The :class:`FrameScore` of every frame decided since the last call, in order. A
+        frame's score is decided ``lag`` frames after it is pushed (its forward reference), or at
+        the end of its run; frames without a face get none."""
+        if self._score_log is None:
+            raise ConfigError("spotter: call record_scores() before take_scores()")
+        out, self._score_log = self._score_log, []
+        return out
 
     # -- streaming ----------------------------------------------------------------------------
     def push(self, index: int, crop: np.ndarray | None,
@@ -697,6 +728,9 @@ class MotionSpotter:
         else:
             row[4] = np.nan
             z = -math.inf
+        if self._score_log is not None:
+            self._score_log.append(FrameScore(int(self._index[t % len(self._index)]),
+                                              z if z > -math.inf else math.nan, row.copy()))
         self._t = t
         out: list[Interval] = []
         seg = self._seg
@@ -1106,5 +1140,5 @@ def measure_cost(fps: float = 30.0, *, crop_size: int = 128, seconds: float = 20
     return out
 
 
-__all__ = ["SPOTTERS", "Box", "FixedWindowSpotter", "Interval", "MotionSpotter", "Spotter", "make_spotter",
+__all__ = ["SPOTTERS", "Box", "FixedWindowSpotter", "FrameScore", "Interval", "MotionSpotter", "Spotter", "make_spotter",
            "measure_cost", "spot", "spotter_from_dict"]
