@@ -9,6 +9,7 @@ The front door, for scripts and notebooks::
     result = mekit.run_experiment(config, "runs/demo")
     mekit.train(config, "model.mekit")
     predictions = mekit.predict("model.mekit", "clips/")
+    mekit.extract("rec.mp4", "analysis/rec/intervals.csv", "datasets/rec")   # intervals -> a corpus
 
 The names are resolved on first use (a module ``__getattr__``, PEP 562): ``import mekit``
 imports nothing beyond this file, so a command line, a web app or a test that needs one
@@ -32,6 +33,7 @@ _FRONT_DOOR: dict[str, str] = {
     "predict": "mekit.engine.predict:predict",
     "catalogue": "mekit.catalogue:catalogue",
     "analyze": "mekit.analysis.analyze:analyze",
+    "extract": "mekit.data.extract:extract_intervals",
 }
 
 
@@ -96,10 +98,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
     from mekit.analysis.analyze import analyze
     from mekit.catalogue import catalogue
     from mekit.data import load_dataset
+    from mekit.data.extract import extract_intervals as extract
     from mekit.engine.predict import predict
     from mekit.engine.predict import train_bundle as train
     from mekit.experiment import run_experiment
     from mekit.preprocess.pipeline import preprocess
 
-__all__ = ["__version__", "analyze", "catalogue", "load_dataset", "predict", "preprocess", "run_experiment",
-           "train"]
+__all__ = ["__version__", "analyze", "catalogue", "extract", "load_dataset", "predict", "preprocess",
+           "run_experiment", "train"]

@@ -47,6 +47,9 @@ COLUMNS = (
     Column("offset", ("OffsetFrame", "Offset Frame", "Offset", "OffsetF", "offset_frame")),
     Column("action_units", ("Action Units", "ActionUnits", "AU", "AUs"), required=False),
     Column("emotion", ("Estimated Emotion", "EstimatedEmotion", "Emotion")),
+    # Not in the corpus's own sheet: clips cut from other recordings (``mekit extract``) keep
+    # their recording's frame rate here, so a 30 fps clip is not read as a 200 fps one.
+    Column("fps", ("FPS", "Frame Rate", "frame_rate"), required=False),
 )
 SHEET_PATTERNS = ("CASME2-coding*.xls*", "CASME2*coding*.*", "*coding*.xls*", "*CASME*.xls*", "*.xlsx", "*.csv")
 ACCEPTED = SHEET_OPTIONS
@@ -70,6 +73,22 @@ def _template(frames: Path, clip: ClipId) -> str:
     return "img{frame}.jpg" if "raw" in frames.name.lower() else "reg_img{frame}.jpg"
 
 
+def _fps(row: SheetRow) -> dict[str, Any]:
+    """The clip's frame rate where the sheet has an FPS column (else the corpus's 200 fps)."""
+    raw = row.cell("fps")
+    if raw is None or (isinstance(raw, float) and raw != raw) or str(raw).strip() == "":
+        return {}
+    try:
+        fps = float(raw)
+    except (TypeError, ValueError):
+        fps = float("nan")
+    if not (fps > 0 and fps < float("inf")):
+        row.report.notes.append(f"{row.sheet.where(row.number, 'fps')}: frame rate {raw!r} is not a positive "
+                                f"number; the corpus's {FPS:g} fps is used")
+        return {}
+    return {"fps": fps}
+
+
 def _face_cropped(frames_dir: Path) -> bool | None:
     """True for the corpus's ``Cropped`` release, False for its ``RAW`` one, None when the frame
     folder's name says neither (see the module's note)."""
@@ -84,7 +103,7 @@ def _face_cropped(frames_dir: Path) -> bool | None:
 SPEC = SheetSpec(
     dataset=DATASET, title="CASME II", fps=FPS, columns=COLUMNS, sheet_patterns=SHEET_PATTERNS,
     frame_dirs=FRAME_DIRS, subject_folder=r"sub\d+", identify=_identify, folders=_folders, template=_template,
-    extra=lambda row: {"face_cropped": _face_cropped(row.frames_dir)},
+    extra=lambda row: {"face_cropped": _face_cropped(row.frames_dir), **_fps(row)},
 )
 
 
