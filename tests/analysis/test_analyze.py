@@ -32,6 +32,9 @@ def test_a_recording_gives_intervals_frames_timeline_and_the_megc_file(recording
     frames = pd.read_csv(out / "frames.csv")
     assert list(frames.columns) == list(FRAME_COLUMNS) and len(frames) == 480 == res.summary["frames"]
     assert frames["index"].is_monotonic_increasing and (frames["status"] != "lost").mean() > 0.95
+    # the spotter's score for every frame with a face (the first has no earlier reference); no
+    # intensity without an intensity bundle
+    assert frames["motion"].iloc[1:].notna().all() and frames["intensity"].isna().all()
     iv = res.intervals
     assert len(iv) >= 1 and set(iv["kind"]) <= {"micro", "macro", "other"}
     assert (iv["onset"] <= iv["apex"]).all() and (iv["apex"] <= iv["offset"]).all()
@@ -85,3 +88,35 @@ def test_analyze_needs_an_input_and_refuses_a_wrong_bundle(tmp_path):
 
     with pytest.raises(DataError):
         analyze(tmp_path / "absent.mp4")
+
+
+def test_a_camera_stopped_with_ctrl_c_still_writes_its_outputs(recording, tmp_path, monkeypatch):
+    # No camera on a test machine: the camera is the recording, played until "Ctrl-C" arrives
+    # (KeyboardInterrupt after 200 frames), which is how a user ends a camera run.
+    import mekit.media as media
+
+    real = media.open_source
+
+    class Interrupted:
+        def __init__(self, inner):
+            self.inner, self.fps, self.size, self.n_frames = inner, inner.fps, inner.size, None
+
+        def __iter__(self):
+            for frame in self.inner:
+                if frame.index == 200:
+                    raise KeyboardInterrupt
+                yield frame
+
+        def close(self):
+            self.inner.close()
+
+    monkeypatch.setattr(media, "open_source", lambda input=None, camera=None, **kw: Interrupted(real(recording, **kw)))
+    res = analyze(camera=0, out=tmp_path / "cam")
+    assert res.summary["stopped"] == "interrupted" and res.summary["frames"] == 200
+    for name in ("intervals.csv", "frames.csv", "timeline.png", "analysis.json"):
+        assert (tmp_path / "cam" / name).is_file(), name
+    assert len(pd.read_csv(tmp_path / "cam" / "frames.csv")) == 200
+    # a recording interrupted the same way stops (it can be resumed instead)
+    monkeypatch.setattr(media, "open_source", lambda input=None, camera=None, **kw: Interrupted(real(recording, **kw)))
+    with pytest.raises(KeyboardInterrupt):
+        analyze(recording, out=tmp_path / "file")

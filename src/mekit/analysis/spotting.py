@@ -497,6 +497,15 @@ class MotionSpotter:
         recognising the returned intervals keeps this many."""
         return self._k + self._max_frames + self._gap + self._h + 2
 
+    @property
+    def warmup(self) -> int:
+        """Frames a fresh spotter must be fed before frame ``f`` so that from ``f`` on it decides
+        what one fed from the start would: the noise window (the noise level), the two spans the
+        frame ring holds (references either side), the longest expression (an interval open at
+        ``f``) and a second for the statistics' refresh phase. A resumed analysis replays this
+        many frames before the first frame it has still to write."""
+        return self._nwin + 2 * self._k + self._max_frames + math.ceil(self.fps)
+
     def region_names(self) -> list[str]:
         return list(self._names)
 
@@ -1086,6 +1095,16 @@ class FixedWindowSpotter:
         apex = onset + (self._n - 1) // 2
         return [Interval(onset=onset, apex=apex, offset=index, onset_s=onset / self.fps, apex_s=apex / self.fps,
                          offset_s=index / self.fps, kind=self.kind, score=0.0, duration_s=self._n / self.fps)]
+
+    @property
+    def horizon(self) -> int:
+        """How far back from the frame pushed a returned window's onset lies: one window."""
+        return self._n
+
+    @property
+    def warmup(self) -> int:
+        """Frames to replay before a frame for the same windows from it on: one window."""
+        return self._n
 
     def flush(self) -> list[Interval]:
         """Nothing is open at the end (a partial window is not a window)."""

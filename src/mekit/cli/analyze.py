@@ -24,6 +24,8 @@ def analyze_cmd(
         max_frames: int = typer.Option(None, "--max-frames", help="stop after this many frames (a camera runs "
                                                                   "until interrupted otherwise)"),
         device: str = typer.Option(None, "--device", help="where neural bundles run: auto, cpu, cuda, cuda:N, mps"),
+        resume: bool = typer.Option(False, "--resume", help="continue the analysis interrupted in the --out folder "
+                                                            "(same input and settings)"),
 ) -> None:
     """Spot micro- and macro-expressions in a recording, label and measure each, and write intervals.csv,
     frames.csv, megc_spotting.csv, timeline.png and analysis.json."""
@@ -40,9 +42,13 @@ def analyze_cmd(
     out_dir = out or Path("analysis") / name
     with show_progress():
         res = analyze(input, out=out_dir, camera=camera, model=model, intensity=intensity, fps=fps, live=live,
-                      spotter=spotter, detector=detector, max_frames=max_frames, device=device)
+                      spotter=spotter, detector=detector, max_frames=max_frames, device=device, resume=resume)
     con = Console()
     s = res.summary
+    if s.get("already_finished"):
+        con.print(f"[bold]{name}[/]: the analysis in {out_dir} is finished; nothing to resume", soft_wrap=True)
+    elif s.get("resumed_from") is not None:
+        con.print(f"[bold]{name}[/]: resumed from frame {s['resumed_from']}")
     con.print(f"[bold]{name}[/]: {s['frames']} frames at {s['fps']:g} fps, {s['frames_without_face']} without a "
               f"face, {s.get('dropped', 0)} dropped; {len(res.intervals)} intervals {s.get('kinds', {})} "
               f"({s.get('frames_per_s')} frames/s)")
