@@ -47,6 +47,19 @@ def test_a_recording_gives_intervals_frames_timeline_and_the_megc_file(recording
                                                     if r.kind in ("micro", "macro")]
     summary = json.loads((out / "analysis.json").read_text())
     assert summary["frames_per_s"] > 0 and summary["frames_without_face"] == 0
+    # the annotated video: every frame, in step with the recording, each interval's frames marked
+    import cv2
+
+    cap = cv2.VideoCapture(str(out / summary["annotated_video"]))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 480
+    pics = []
+    for i in range(480):
+        ok, img = cap.read()
+        assert ok, i
+        if i in (int(iv["apex"].iloc[0]), int(iv["onset"].iloc[0]) - 45):
+            pics.append(img.astype(float))
+    cap.release()
+    assert len(pics) == 2 and np.abs(pics[0] - pics[1]).mean() > 1.0
 
 
 @pytest.mark.slow

@@ -112,6 +112,18 @@ def test_a_resume_replays_only_the_warm_up_and_skips_what_was_recorded(recording
     assert (got["status"] != "lost").all()
     assert np.abs(got[["x0", "y0", "x1", "y1"]].to_numpy() - want[["x0", "y0", "x1", "y1"]].to_numpy()).max() < 3
     assert got["motion"].isna().all()  # fixed_windows gives no per-frame score
+    # the annotated video: the interrupted run's file ends where its rows do, the resumed run's
+    # file takes over from the next frame
+    import cv2
+
+    def count(path):
+        cap = cv2.VideoCapture(str(path))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap.release()
+        return n
+
+    assert res.summary["annotated_video"] == f"annotated-from{last + 1}.mp4"
+    assert count(out / "annotated.mp4") == last + 1 and count(out / f"annotated-from{last + 1}.mp4") == 240 - last - 1
 
 
 def test_a_resume_with_other_settings_or_input_is_refused(recording, tmp_path):

@@ -21,6 +21,9 @@ output folder, writes:
 - ``frames.csv``: one row per frame (time, tracking status, face box, the spotter's motion
   score, the intensity inside a recognised interval), written as the frames go through a delay
   line as long as the spotter's horizon (:class:`_FrameRows`), never held in memory;
+- ``annotated.mp4``: the recording with the face box, the motion score, each interval marked
+  with its kind, class probability bars and intensity, and a timeline strip
+  (:mod:`mekit.analysis.annotate`; drawn through the same delay line, ``video=False`` skips it);
 - ``megc_spotting.csv``: the intervals in the MEGC spotting submission layout;
 - ``timeline.png``: the motion score against the spotter's threshold, the intensity, the face's
   presence and the intervals over time, coloured by class;
@@ -83,6 +86,8 @@ BUFFER_MARGIN_S = 1.0
 FRAME_COLUMNS = ("index", "time_s", "status", "x0", "y0", "x1", "y1", "motion", "intensity")
 #: what an interrupted run leaves beside frames.csv (removed when the run finishes)
 PARTIAL_INTERVALS = "intervals.partial.jsonl"
+#: the annotated video (MJPG .avi where the mp4 writer cannot open)
+ANNOTATED = "annotated.mp4"
 PROGRESS = "progress.json"
 #: the key of an interval's intensity curve in intervals.partial.jsonl (not an interval column)
 CURVE_KEY = "_intensity_curve"
@@ -212,14 +217,18 @@ def stream(input: str | Path | None = None, *, camera: int | None = None, model:
            fps: float | None = None, spotter: str = "motion", spotter_params: dict[str, Any] | None = None,
            detector: str = "auto", crop_size: int = 128, live: bool = False, start: int = 0,
            max_frames: int | None = None, frames_csv: Path | None = None, device: str | None = None,
-           stats: dict[str, Any] | None = None, journal: _Journal | None = None) -> Iterator[dict[str, Any]]:
+           stats: dict[str, Any] | None = None, journal: _Journal | None = None,
+           annotated: Path | None = None) -> Iterator[dict[str, Any]]:
     """Yield one dict per spotted interval of the recording, as soon as it closes (see the module
     docstring). ``live`` plays a file or folder at its real frame rate as a camera would (frames the
     pipeline cannot keep up with are dropped and counted); a camera is always live. ``stats``, when
     given, is filled with the run's counts and speed as it goes. ``frames_csv`` receives one row per
     frame through a delay line of the spotter's horizon (memory bounded whatever the length).
     ``journal`` is :func:`analyze`'s record of a resumable run (it also decides, on a resume, where
-    the source restarts and what is replayed without being written again)."""
+    the source restarts and what is replayed without being written again). ``annotated`` is the
+    path of the annotated video (:class:`mekit.analysis.annotate.AnnotatedVideo`), drawn through
+    the same delay line; a resumed run writes the frames after its resume point to a second file
+    beside it (``<stem>-from<frame>.mp4``: an mp4 cannot be appended to)."""
     from mekit.analysis.spotting import make_spotter
     from mekit.analysis.track import FaceTracker
     from mekit.media import PacedSource, open_source
@@ -227,6 +236,7 @@ def stream(input: str | Path | None = None, *, camera: int | None = None, model:
     source = open_source(input, fps=fps, start=start, camera=camera)
     recognise = None
     writer = None
+    video_out = None
     try:
         sp = make_spotter(spotter, float(source.fps), **dict(spotter_params or {}))
         replay = None
@@ -241,9 +251,23 @@ def stream(input: str | Path | None = None, *, camera: int | None = None, model:
             source = PacedSource(source)
         recognise = _Recogniser(model, intensity, device)
         writer = _FramesWriter(frames_csv, append=replay is not None)
+        horizon = int(getattr(sp, "horizon", 0)) or math.ceil(source.fps * 8.0)
+        margin = math.ceil(source.fps * BUFFER_MARGIN_S)
+        if annotated is not None:
+            from mekit.analysis.annotate import AnnotatedVideo
+
+            path = Path(annotated)
+            if replay is not None:
+                path = path.with_name(f"{path.stem}-from{replay.rows_through + 1}{path.suffix}")
+            threshold = getattr(sp, "threshold", None)
+            video_out = AnnotatedVideo(path, float(source.fps), tuple(source.size), recognise.classes,
+                                       delay_frames=horizon + margin,
+                                       threshold=float(threshold) if isinstance(threshold, (int, float)) else None)
     except BaseException:
         if recognise is not None:
             recognise.close()
+        if writer is not None:
+            writer.close()
         source.close()
         raise
     st = stats if stats is not None else {}
@@ -254,8 +278,6 @@ def stream(input: str | Path | None = None, *, camera: int | None = None, model:
     if hasattr(sp, "record_scores"):
         sp.record_scores()
     # an interval is returned up to the spotter's horizon (frames) after its onset: keep that many
-    horizon = int(getattr(sp, "horizon", 0)) or math.ceil(source.fps * 8.0)
-    margin = math.ceil(source.fps * BUFFER_MARGIN_S)
     buffer = _CropBuffer(horizon + margin)
     rows = _FrameRows(writer, horizon + margin, replay.curves if replay else ())
     st["delay_frames"] = rows.delay
@@ -280,6 +302,8 @@ def stream(input: str | Path | None = None, *, camera: int | None = None, model:
         if curve is not None:
             rows.intensity(iv.onset, iv.offset, *curve)
         st["intervals"] += 1
+        if video_out is not None:
+            video_out.interval(row)
         if journal is not None:
             journal.interval(row, curve)
         events.emit("interval", **{("interval_kind" if k == "kind" else k): v for k, v in row.items()
@@ -290,6 +314,8 @@ def stream(input: str | Path | None = None, *, camera: int | None = None, model:
         if hasattr(sp, "record_scores"):
             for fs in sp.take_scores():
                 rows.score(fs.index, fs.score)
+                if video_out is not None:
+                    video_out.set_score(fs.index, fs.score)
         for iv in found:
             # a replayed interval already recorded (or found while the replay was warming up)
             if iv.onset <= skip_intervals:
@@ -310,6 +336,8 @@ def stream(input: str | Path | None = None, *, camera: int | None = None, model:
                             buffer.add(frame.index, state.alignment.apply(frame.image, RECOGNITION_SIZE))
                     if frame.index > skip_rows:
                         rows.add(frame, state)
+                        if video_out is not None:
+                            video_out.frame(frame.index, frame.image, state.box, None, state.status)
                         st["frames"] += 1
                         st["frames_without_face"] += 0 if state.face else 1
                     yield from closed(sp.push(frame.index, crop, state.rois(crop_size) if state.face else None))
@@ -353,6 +381,9 @@ def stream(input: str | Path | None = None, *, camera: int | None = None, model:
                 journal.commit(rows)
         finally:
             writer.close()
+            if video_out is not None:
+                video_out.close(keep_through=None if completed else rows.last_written)
+                st["annotated_video"] = video_out.path.name
             recognise.close()
             source.close()
             if journal is not None:
@@ -704,9 +735,10 @@ def _short(v: Any) -> str:
 
 
 def analyze(input: str | Path | None = None, *, out: str | Path | None = None, resume: bool = False,
-            **options: Any) -> AnalysisResult:
+            video: bool = True, **options: Any) -> AnalysisResult:
     """Spot, recognise and measure the expressions of a recording (see the module docstring);
-    ``options`` are those of :func:`stream`. With ``out``, writes the report folder.
+    ``options`` are those of :func:`stream`. With ``out``, writes the report folder (with
+    ``video``, the annotated video ``annotated.mp4`` too).
 
     ``resume`` continues the run interrupted in ``out`` (see the module docstring): with the same
     input and settings, else refused naming what differs; a finished folder is reported and left
@@ -734,11 +766,14 @@ def analyze(input: str | Path | None = None, *, out: str | Path | None = None, r
         if state != "partial":
             for name in (*FINAL_OUTPUTS, PARTIAL_INTERVALS):
                 (out_dir / name).unlink(missing_ok=True)
+            for old in out_dir.glob("annotated*.*"):  # the video (and a resumed run's parts) of a run before
+                old.unlink()
         if options.get("camera") is None:
             journal = _Journal(out_dir, resume=state == "partial")
     stats: dict[str, Any] = {}
     rows = list(stream(input, frames_csv=None if out_dir is None else out_dir / "frames.csv", stats=stats,
-                       journal=journal, **options))
+                       journal=journal, annotated=out_dir / ANNOTATED if out_dir is not None and video else None,
+                       **options))
     if journal is not None:
         rows = journal.recorded + rows
     result = _result(rows, stats, out_dir)

@@ -26,9 +26,10 @@ def analyze_cmd(
         device: str = typer.Option(None, "--device", help="where neural bundles run: auto, cpu, cuda, cuda:N, mps"),
         resume: bool = typer.Option(False, "--resume", help="continue the analysis interrupted in the --out folder "
                                                             "(same input and settings)"),
+        video: bool = typer.Option(True, "--video/--no-video", help="write the annotated video (annotated.mp4)"),
 ) -> None:
     """Spot micro- and macro-expressions in a recording, label and measure each, and write intervals.csv,
-    frames.csv, megc_spotting.csv, timeline.png and analysis.json."""
+    frames.csv, annotated.mp4, megc_spotting.csv, timeline.png and analysis.json."""
     from rich.console import Console
 
     from mekit.analysis.analyze import analyze
@@ -42,7 +43,8 @@ def analyze_cmd(
     out_dir = out or Path("analysis") / name
     with show_progress():
         res = analyze(input, out=out_dir, camera=camera, model=model, intensity=intensity, fps=fps, live=live,
-                      spotter=spotter, detector=detector, max_frames=max_frames, device=device, resume=resume)
+                      spotter=spotter, detector=detector, max_frames=max_frames, device=device, resume=resume,
+                      video=video)
     con = Console()
     s = res.summary
     if s.get("already_finished"):
