@@ -251,15 +251,27 @@ SPOTTERS: Registry[Any] = Registry("spotter")
 
 
 def make_spotter(name: str, fps: float, **params: Any) -> Spotter:
-    """The spotter registered as ``name``, for a stream at ``fps`` frames per second."""
-    return SPOTTERS.get(name)(fps, **params)
+    """The spotter registered as ``name``, for a stream at ``fps`` frames per second; a ``name``
+    that is no registered spotter but an existing file is a saved spotter
+    (:func:`mekit.analysis.learned_spotter.load_spotter`)."""
+    from pathlib import Path
+
+    from mekit.registry import resolve
+
+    if name not in SPOTTERS and Path(name).is_file():
+        from mekit.analysis.learned_spotter import load_spotter
+
+        return load_spotter(name, fps, **params)
+    return resolve(SPOTTERS.get(name))(fps, **params)
 
 
 def spotter_from_dict(d: Mapping[str, Any]) -> Spotter:
     """Rebuild any registered spotter from its ``to_dict()``."""
+    from mekit.registry import resolve
+
     if not isinstance(d, Mapping) or "name" not in d:
         raise ConfigError(f"a saved spotter is a mapping with a 'name'; got {d!r}")
-    return SPOTTERS.get(str(d["name"])).from_dict(d)
+    return resolve(SPOTTERS.get(str(d["name"]))).from_dict(d)
 
 
 def spot(frames: Iterable[np.ndarray | None], fps: float, *, spotter: str = "motion", start: int = 0,
@@ -1124,6 +1136,8 @@ class FixedWindowSpotter:
 
 SPOTTERS.add("fixed_windows", FixedWindowSpotter,
              help="baseline floor: fixed-length windows every stride seconds")
+SPOTTERS.add("learned", "mekit.analysis.learned_spotter:LearnedSpotter",
+             help="a model over the motion scores fitted on training subjects; give a trained spotter file")
 
 
 # ---------------------------------------------------------------------------------------------

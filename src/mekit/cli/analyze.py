@@ -19,7 +19,8 @@ def analyze_cmd(
         fps: float = typer.Option(None, "--fps", help="frame rate of a frame folder, or to override a video's"),
         live: bool = typer.Option(False, "--live", help="play INPUT at its real frame rate as a camera would, "
                                                         "dropping the frames the machine cannot keep up with"),
-        spotter: str = typer.Option("motion", "--spotter", help="registered spotter (see `mekit list spotters`)"),
+        spotter: str = typer.Option("motion", "--spotter", help="registered spotter (see `mekit list spotters`) "
+                                                                "or a spotter file (`mekit spotter train`)"),
         detector: str = typer.Option("auto", "--detector", help="face detector: auto, mediapipe, haar or none"),
         max_frames: int = typer.Option(None, "--max-frames", help="stop after this many frames (a camera runs "
                                                                   "until interrupted otherwise)"),
