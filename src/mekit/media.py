@@ -10,6 +10,7 @@ of :class:`Frame` that hold at most a couple of frames at a time, whatever the l
 recording, so a spotter can run over hours of video or an endless camera stream in bounded
 memory. :func:`open_source` picks the source for a video file, a folder of frames or a camera;
 :class:`PacedSource` plays any of them at its real frame rate, as a camera would deliver it.
+:class:`PushSource` is fed frames from outside (a browser's camera through the web app).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -804,6 +806,135 @@ class PacedSource(_Source):
         with self._cond:
             self._slot = None
         self.source.close()
+
+
+class PushSource(_Source):
+    """Frames pushed in from outside (a browser's camera posting JPEGs, another program's
+    capture loop), read as a live stream by whatever iterates the source (``analyze``'s
+    :func:`~mekit.analysis.analyze.stream`, in another thread).
+
+    Between the two sits a queue of at most ``maxsize`` frames. When it is full, the OLDEST
+    waiting frame is dropped and counted in ``dropped``: like :class:`PacedSource`, a consumer
+    slower than the frame rate gets recent frames and never falls ever further behind, and the
+    pusher never blocks (a web request that hands over a frame returns at once). ``received``
+    counts every frame pushed.
+
+    Frame indices follow the frames' times: a frame pushed with ``time_s`` (seconds since the
+    stream began, by the pusher's clock; without it, this source's clock since the first push)
+    gets index ``round(time_s * fps)``, or the previous index + 1 when that is not larger. So a
+    spotter that counts in frames at the nominal ``fps`` sees the real timing even when the
+    pusher delivers irregularly, and a dropped frame leaves a gap, as for every live source.
+    Frames of another size than the first are resized to it (a stream has one size).
+
+    :meth:`end` says no more frames will come: the consumer still receives the waiting ones,
+    then its loop ends normally (so an analysis writes its outputs). :meth:`close` ends at once
+    and discards what waits.
+    """
+
+    def __init__(self, fps: float, size: tuple[int, int], *, maxsize: int = 8, name: str = "pushed frames",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.fps = positive_number(fps, f"the frame rate of {name} must be a positive number of frames per "
+                                        f"second; got {fps!r}")
+        try:
+            w, h = (int(v) for v in size)
+        except (TypeError, ValueError):
+            w = h = 0
+        if w < 2 or h < 2:
+            raise ConfigError(f"the frame size of {name} must be (width, height) of at least 2 pixels; got {size!r}")
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ConfigError(f"the queue of {name} must hold at least 1 frame; got maxsize={maxsize!r}")
+        self.size = (w, h)
+        self.name = name
+        self.n_frames = None
+        self.maxsize = maxsize
+        self.received = 0
+        self.clock = clock
+        self._queue: deque[Frame] = deque()
+        self._cond = threading.Condition()
+        self._ended = False
+        self._t0: float | None = None
+        self._last = -1
+        #: set once the consumer starts iterating (a pusher may hold frames back until then)
+        self.reading = threading.Event()
+
+    def push(self, image: np.ndarray, time_s: float | None = None) -> bool:
+        """Hand over one BGR ``uint8[H, W, 3]`` frame; False (and nothing kept) once ended."""
+        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+                and image.shape[2] == 3):
+            got = getattr(image, "shape", type(image).__name__)
+            raise DataError(f"{self.name}: a frame must be a colour image uint8[H, W, 3]; got {got}")
+        now = self.clock()
+        with self._cond:
+            if self._ended:
+                return False
+            if self._t0 is None:
+                self._t0 = now - (float(time_s) if time_s is not None else 0.0)
+            t = float(time_s) if time_s is not None and math.isfinite(float(time_s)) else now - self._t0
+            index = max(self._last + 1, int(round(t * self.fps)))
+            self._last = index
+            self.received += 1
+        h, w = image.shape[:2]
+        if (w, h) != self.size:
+            image = _cv2().resize(image, self.size, interpolation=_cv2().INTER_AREA)
+        frame = Frame(index, index / self.fps, image, now)
+        with self._cond:
+            if self._ended:
+                return False
+            if len(self._queue) >= self.maxsize:
+                self._queue.popleft()
+                self.dropped += 1
+            self._queue.append(frame)
+            self._cond.notify()
+        return True
+
+    def push_encoded(self, data: bytes, time_s: float | None = None) -> bool:
+        """Hand over one encoded image (JPEG, PNG, ...); a damaged one raises :class:`DataError`."""
+        cv2 = _cv2()
+        defect = image_defect(data)
+        if defect is not None:
+            raise DataError(f"{self.name}: {defect}", expected=_EXPECTED_IMAGE)
+        try:
+            img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        except cv2.error as e:
+            raise DataError(f"{self.name}: cannot decode the frame ({_cv2_reason(e)})",
+                            expected=_EXPECTED_IMAGE) from None
+        if img is None:
+            raise DataError(f"{self.name}: cannot decode the frame (not an image)", expected=_EXPECTED_IMAGE)
+        return self.push(img, time_s)
+
+    @property
+    def waiting(self) -> int:
+        """Frames pushed and not yet taken by the consumer."""
+        with self._cond:
+            return len(self._queue)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def end(self) -> None:
+        """No more frames: the consumer takes those waiting, then its loop ends."""
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[Frame]:
+        self.reading.set()
+        while True:
+            with self._cond:
+                while not self._queue and not self._ended:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                frame = self._queue.popleft()
+            yield frame
+
+    def close(self) -> None:
+        with self._cond:
+            self._ended = True
+            self._queue.clear()
+            self._cond.notify_all()
 
 
 def _cv2():

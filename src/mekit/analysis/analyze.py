@@ -200,6 +200,13 @@ class _Recogniser:
         return out, curve_out
 
 
+def is_frame_source(x: Any) -> bool:
+    """Whether ``x`` is a frame source object (:class:`mekit.media.FrameSource`) rather than a
+    path or a camera index: :func:`stream` and :func:`analyze` read such a source as it is."""
+    return x is not None and not isinstance(x, (str, os.PathLike, int)) and hasattr(x, "__iter__") \
+        and hasattr(x, "fps") and hasattr(x, "size")
+
+
 def warmup_frames(sp: Any, fps: float) -> int:
     """Frames to replay before the first frame a resumed run still has to write, so that a fresh
     spotter decides from there on what the interrupted one would have: the spotter's own
@@ -220,8 +227,10 @@ def stream(input: str | Path | None = None, *, camera: int | None = None, model:
            stats: dict[str, Any] | None = None, journal: _Journal | None = None,
            annotated: Path | None = None) -> Iterator[dict[str, Any]]:
     """Yield one dict per spotted interval of the recording, as soon as it closes (see the module
-    docstring). ``live`` plays a file or folder at its real frame rate as a camera would (frames the
-    pipeline cannot keep up with are dropped and counted); a camera is always live. ``stats``, when
+    docstring). ``input`` is a path, or a frame source object read as it is (a
+    :class:`mekit.media.PushSource` fed from outside; it ends the run when it ends). ``live``
+    plays a file or folder at its real frame rate as a camera would (frames the pipeline cannot
+    keep up with are dropped and counted); a camera is always live. ``stats``, when
     given, is filled with the run's counts and speed as it goes. ``frames_csv`` receives one row per
     frame through a delay line of the spotter's horizon (memory bounded whatever the length).
     ``journal`` is :func:`analyze`'s record of a resumable run (it also decides, on a resume, where
@@ -233,7 +242,8 @@ def stream(input: str | Path | None = None, *, camera: int | None = None, model:
     from mekit.analysis.track import FaceTracker
     from mekit.media import PacedSource, open_source
 
-    source = open_source(input, fps=fps, start=start, camera=camera)
+    # a frame source given as the input (a PushSource fed from outside) is read as it is
+    source = input if is_frame_source(input) else open_source(input, fps=fps, start=start, camera=camera)
     recognise = None
     writer = None
     video_out = None
@@ -271,7 +281,8 @@ def stream(input: str | Path | None = None, *, camera: int | None = None, model:
         source.close()
         raise
     st = stats if stats is not None else {}
-    st.update(input=str(input) if camera is None else f"camera {camera}", fps=float(source.fps),
+    st.update(input=source.name if is_frame_source(input) else str(input) if camera is None else f"camera {camera}",
+              fps=float(source.fps),
               size=list(source.size), frames=replay.rows if replay else 0,
               frames_without_face=replay.without_face if replay else 0,
               intervals=replay.intervals if replay else 0, start=start, classes=recognise.classes)
@@ -291,7 +302,8 @@ def stream(input: str | Path | None = None, *, camera: int | None = None, model:
     skip_intervals = replay.intervals_through if replay else -1
     next_commit = time.monotonic() + PROGRESS_EVERY_S
 
-    video = f"camera{camera}" if camera is not None else Path(str(input)).stem
+    video = (f"camera{camera}" if camera is not None else source.name if is_frame_source(input)
+             else Path(str(input)).stem)
 
     def finish(iv: Any) -> dict[str, Any]:
         row = {"video": video, "onset": iv.onset, "apex": iv.apex, "offset": iv.offset, "onset_s": round(iv.onset_s, 4),
@@ -768,7 +780,7 @@ def analyze(input: str | Path | None = None, *, out: str | Path | None = None, r
                 (out_dir / name).unlink(missing_ok=True)
             for old in out_dir.glob("annotated*.*"):  # the video (and a resumed run's parts) of a run before
                 old.unlink()
-        if options.get("camera") is None:
+        if options.get("camera") is None and not is_frame_source(input):  # a live source cannot be resumed
             journal = _Journal(out_dir, resume=state == "partial")
     stats: dict[str, Any] = {}
     rows = list(stream(input, frames_csv=None if out_dir is None else out_dir / "frames.csv", stats=stats,

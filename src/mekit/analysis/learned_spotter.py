@@ -23,8 +23,9 @@ Model
     Logistic regression (default) or a one-hidden-layer perceptron (``model="mlp"``, 16 ReLU
     units) from scikit-learn, on standardised features, giving each frame's probability of lying
     inside an expression (micro or macro). Every truth interval weighs the same in the fit, and
-    expression and rest weigh half each (:meth:`TrainingSequence.weights`). Frames are subsampled to at most 50 a second for the
-    fit (neighbouring frames at 200 fps carry the same information). The fitted weights are
+    expression and rest weigh half each (:meth:`TrainingSequence.weights`). Frames are
+    subsampled to at most 50 a second for the fit (neighbouring frames at 200 fps carry the same
+    information). The fitted weights are
     stored as plain lists: the saved file is JSON, never a pickle.
 
 Intervals
@@ -625,7 +626,8 @@ def load_spotter(path: str | Path, fps: float | None = None, **params: Any) -> A
 
     cls = resolve(SPOTTERS.get(name))
     trained = doc.get("fps")
-    if fps is not None and isinstance(trained, (int, float)) and abs(float(fps) - float(trained)) > 0.01 * float(trained):
+    if (fps is not None and isinstance(trained, (int, float))
+            and abs(float(fps) - float(trained)) > 0.01 * float(trained)):
         # windows are in seconds, so it runs; but a model fitted at one rate has seen other noise
         # levels and motion per frame than another rate gives, so say so
         log.warning("spotter %s was trained at %g fps and runs on a %g fps stream; its thresholds were fitted "

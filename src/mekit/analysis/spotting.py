@@ -1173,5 +1173,5 @@ def measure_cost(fps: float = 30.0, *, crop_size: int = 128, seconds: float = 20
     return out
 
 
-__all__ = ["SPOTTERS", "Box", "FixedWindowSpotter", "FrameScore", "Interval", "MotionSpotter", "Spotter", "make_spotter",
-           "measure_cost", "spot", "spotter_from_dict"]
+__all__ = ["SPOTTERS", "Box", "FixedWindowSpotter", "FrameScore", "Interval", "MotionSpotter", "Spotter",
+           "make_spotter", "measure_cost", "spot", "spotter_from_dict"]

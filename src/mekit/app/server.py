@@ -83,9 +83,9 @@ STATIC = Path(__file__).parent / "static"
 #: a planned screen (a dict with ``planned: True``) shown as a disabled tab
 SCREENS: tuple[str | dict[str, Any], ...] = (
     "mekit.app.routes_data",
-    {"id": "build", "title": "Build a dataset", "planned": True},
-    {"id": "train", "title": "Train and evaluate", "planned": True},
-    {"id": "analyse", "title": "Analyse", "planned": True},
+    "mekit.app.routes_build",
+    "mekit.app.routes_train",
+    "mekit.app.routes_analyse",
 )
 
 #: what the page may load: only this server's own files (no CDN, no inline script)

@@ -161,14 +161,15 @@ export function jobBox() {
   }
   return {
     node,
-    async follow(jobSummary, text) {
+    // onUpdate(job, newEvents), if given, is called after every poll (a screen drawing events)
+    async follow(jobSummary, text, onUpdate) {
       node.hidden = false;
       node.dataset.label = text;
       node.dataset.job = jobSummary.id;
       cancel.disabled = false;
       label.textContent = text;
       render(jobSummary);
-      watcher = watchJob(jobSummary.id, (job) => render(job));
+      watcher = watchJob(jobSummary.id, (job, events) => { render(job); if (onUpdate) onUpdate(job, events); });
       try { return await watcher.done; } finally { watcher = null; }
     },
   };
