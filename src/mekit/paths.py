@@ -52,3 +52,27 @@ def probe_writable(folder: str | Path) -> None:
     fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
     os.close(fd)
     os.unlink(probe)
+
+
+def move_into_place(staged: str | Path, out: str | Path, *, replace: bool, what: str = "output folder") -> None:
+    """Rename a finished folder ``staged`` (built beside ``out``) to ``out`` in one step, so a
+    reader never sees half of it. An empty ``out`` is replaced; a non-empty one only with
+    ``replace`` (moved aside first, then deleted), otherwise refused: it appeared while the
+    folder was being built."""
+    import shutil
+    import tempfile
+
+    from mekit.errors import DataError
+
+    staged, out = Path(staged), Path(out)
+    if out.exists():
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        elif replace:
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / out.name)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            raise DataError(f"the {what} appeared while it was being written", path=out,
+                            expected="a new or empty folder")
+    os.replace(staged, out)

@@ -732,13 +732,6 @@ def _move_into_place(stage: Path, out: Path, subject_dir: str, *, append: bool, 
             if sheet.is_file():
                 os.replace(sheet, out / sheet.name)
         return
-    if out.exists():
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        elif replace:
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            raise DataError("the dataset folder appeared while extracting", path=out, expected="a new or empty folder")
-    os.replace(stage, out)
+    from mekit.paths import move_into_place
+
+    move_into_place(stage, out, replace=replace, what="dataset folder")

@@ -60,7 +60,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -1060,17 +1059,9 @@ class _generation_lock:
 
 def _move_into_place(tmp: Path, out: Path, replace: bool) -> None:
     """Rename the finished folder to ``out``; an existing ``out`` is replaced only if asked."""
-    if out.exists():
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        elif replace:
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            raise DataError("output folder appeared while generating", path=out,
-                            expected="a new or empty folder")
-    os.replace(tmp, out)
+    from mekit.paths import move_into_place
+
+    move_into_place(tmp, out, replace=replace)
 
 
 def load_synthetic(root: str | Path | None = None, progress: Callable[[int, int], None] | None = None,
