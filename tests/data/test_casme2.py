@@ -223,7 +223,7 @@ def test_frame_number_accepts(cell, expected):
     assert frame_number(cell) == expected
 
 
-@pytest.mark.parametrize("cell", ["abc", 46.5, -1, "12a", True])
+@pytest.mark.parametrize("cell", ["abc", 46.5, -1, "12a", True, 9.223372036854776e18, "1e12"])
 def test_frame_number_rejects(cell):
     with pytest.raises(ValueError, match="frame number"):
         frame_number(cell)

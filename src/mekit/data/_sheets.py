@@ -231,6 +231,10 @@ class CellError(ValueError):
     """A cell that does not hold what its column needs; the message says what was expected."""
 
 
+#: the largest frame number a sheet may give: a billion frames is 58 days at 200 fps
+MAX_FRAME_NUMBER = 10**9
+
+
 def frame_number(value: Any) -> int | None:
     """A frame number from a cell: 46, 46.0, '46', ' 46.0 ' -> 46; empty or '/' -> None.
 
@@ -257,6 +261,8 @@ def frame_number(value: Any) -> int | None:
         return None
     if math.isinf(f) or not f.is_integer() or f < 0:
         raise CellError("expected a frame number (a whole number >= 0)")
+    if f > MAX_FRAME_NUMBER:  # a 64-bit column cannot hold it, and no recording is that long
+        raise CellError(f"expected a frame number (a whole number up to {MAX_FRAME_NUMBER:.0e})")
     return int(f)
 
 
