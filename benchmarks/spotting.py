@@ -247,8 +247,8 @@ def table(title: str, res: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", default="synthetic,casme2", help="comma-separated: synthetic, casme2")
-    ap.add_argument("--train-videos", type=int, default=8)
-    ap.add_argument("--test-videos", type=int, default=4)
+    ap.add_argument("--train-videos", type=int, default=24)
+    ap.add_argument("--test-videos", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each synthetic video")
     ap.add_argument("--model", default="logistic", help="learned spotter model: logistic or mlp")
     args = ap.parse_args()
