@@ -85,3 +85,24 @@ def test_refused_folder_is_one_line_and_the_picker_lists_allowed_folders(app_pag
     page.click("#folder-choose")
     assert page.input_value("#root") == str(live_server["root"] / "datasets")
     screenshot(page, "data-screen-refused", full_page=False)
+
+
+def test_a_path_traversal_upload_from_the_page_lands_in_the_uploads_folder(app_page, live_server):
+    # what a crafted page script could send: a file name climbing out of the work folder, and a
+    # folder outside the allowed roots to browse
+    page = app_page
+    page.wait_for_selector("#run-check")
+    got = page.evaluate("""async () => {
+        const body = new Uint8Array([0, 0, 0, 24, 102, 116, 121, 112, 105, 115, 111, 109, 0, 0, 2, 0,
+                                     105, 115, 111, 109, 105, 115, 111, 50]);
+        const up = await fetch('/api/uploads?kind=video&filename=' + encodeURIComponent('../../../../tmp/evil.mp4'),
+                               {method: 'POST', headers: {'X-Mekit': '1'}, body});
+        const browse = await fetch('/api/browse?path=' + encodeURIComponent('../../../../etc'));
+        const outside = await fetch('/api/browse?path=%2fetc');
+        return {up: up.status, saved: (await up.json()).path, browse: browse.status, outside: outside.status};
+    }""")
+    from pathlib import Path
+
+    saved = Path(got["saved"])
+    assert got["up"] == 200 and saved.parent == live_server["workdir"] / "uploads" and saved.is_file(), got
+    assert ".." not in saved.parts and got["browse"] == 403 and got["outside"] == 403, got
