@@ -75,7 +75,9 @@ def compare(params: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     df.to_csv(out_dir / "compare.csv")
     md = to_markdown(df)
     (out_dir / "compare.md").write_text(md)
-    notes = [" ".join(n.replace("`", "").split()) for n in md.split("\n\n")[1:] if n.strip()]
+    # the warnings are sent on their own (the page marks them); the Markdown repeats them as notes
+    notes = [" ".join(n.replace("`", "").split()) for n in md.split("\n\n")[1:]
+             if n.strip() and not n.startswith("**Warning:**")]
     rows = [{"run": str(run), **{str(k): v for k, v in r.items()}} for run, r in df.iterrows()]
     return {"baseline": df.attrs.get("baseline"), "columns": ["run", *map(str, df.columns)], "rows": rows,
             "notes": notes, "warnings": list(df.attrs.get("warnings", [])),

@@ -537,7 +537,9 @@ export async function mount(root, app) {
       const cell = (row, k) => {
         const v = row[k];
         if (v === null || v === undefined) return "–";
-        if (k.startsWith("d_") && typeof v === "number") return `${v >= 0 ? "+" : ""}${v.toFixed(3)}`;
+        if (k.startsWith("d_") && typeof v === "number") {
+          return `${v >= 0 ? "+" : ""}${v.toFixed(3)}${row[`${k}_ci`] ? ` ${row[`${k}_ci`]}` : ""}`;
+        }
         const text = typeof v === "number" && !Number.isInteger(v) ? fmt(v) : String(v);
         return row[`${k}_ci`] ? `${text} (${row[`${k}_ci`].replace("-", " – ")})` : text;
       };
