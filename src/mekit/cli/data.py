@@ -1,4 +1,5 @@
-"""``mekit data check``: validate a dataset and show what a loader found."""
+"""``mekit data check``: validate a dataset and show what a loader found; ``mekit data export-flow``:
+write its onset->apex flow as a flow-image set."""
 
 from __future__ import annotations
 
@@ -194,3 +195,34 @@ def show_check_report(report: CheckReport, console: Console | None = None) -> No
         console.print(f"[cyan]note:[/cyan] {e(n)}", highlight=False)
     if report.ok:
         console.print("[green]no missing, broken or duplicated samples[/green]")
+
+
+@data_app.command("export-flow")
+def export_flow(
+    loader: Annotated[str, typer.Argument(help=_LOADER_HELP)],
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="Preprocess settings as key=value (e.g. detector=none size=128 flow=tvl1).")] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Dataset folder.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the flow-image set to.")] = Path("flow_images"),
+    layout: Annotated[str, typer.Option("--layout", help="htnet (CSV + '<sub>_<clip> .png') or ststnet "
+                                                         "(leave-one-subject-out folders).")] = "htnet",
+    label_scheme: Annotated[str | None, typer.Option(
+        "--label-scheme", help="Label scheme name or YAML file (e.g. megc_3class).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="YAML file of preprocessing settings (PreprocessConfig fields).")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", help="Extra loader option key=value (repeatable).")] = None,
+) -> None:
+    """Write a dataset's onset->apex flow as a flow-image set (28x28 u/v/strain PNGs, STSTNet/HTNet layout)."""
+    from mekit.cli.common import parse_overrides
+    from mekit.cli.render import show_progress
+    from mekit.data import load_dataset
+    from mekit.preprocess.export import export_flow_image_set
+    from mekit.preprocess.pipeline import PreprocessConfig
+
+    pre = PreprocessConfig.from_yaml(config, parse_overrides(overrides)).to_dict()
+    with show_progress():
+        table = load_dataset(loader, root, label_scheme=label_scheme, **parse_overrides(option))
+        done = export_flow_image_set(table, out, layout=layout, preprocess=pre)
+    typer.echo(f"wrote {done['written']} flow images ({layout} layout) to {done['out']}; "
+               f"{len(done['skipped'])} skipped")

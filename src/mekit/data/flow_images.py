@@ -61,6 +61,66 @@ LABEL_COLUMNS = ("label", "emotion", "label3", "labelfor3", "class", "estimatede
 
 _LOSO_TEST_DIRS = ("u_test", "test")
 
+#: What each registered feature extractor and model input builder does on a flow-image set
+#: (rows with ``media='flow'``): ``(True, what it reads)`` or ``(False, what it needs and the
+#: set lacks)``. A set holds one onset->apex u/v/strain image per clip and nothing else: no
+#: face, no frames, no apex->offset flow. Where an extractor reads the raw flow
+#: (``uv_onset_apex``), it gets :func:`mekit.preprocess.flow.flow_from_image`: u and v at the
+#: image's size (28x28 in the published sets) in units of each sample's own per-channel range,
+#: zero taken at the channel's median; lost against flow from frames: the crop's resolution,
+#: the magnitude in pixels, the relative scale of u and v, and the exact zero point. Models
+#: follow their input kind (``ststnet`` and ``resnet18_flow``: flow; ``off_apexnet``:
+#: dual_flow; ``htnet``: roi_flow; every model on face crops or frames is refused).
+#: :func:`check_flow_image_input` applies it; a test keeps every registered name in it.
+FLOW_IMAGE_INPUTS: dict[str, tuple[bool, str]] = {
+    "hoof": (True, "u/v/strain recovered from the image (onset->apex only; apex_offset=true is refused)"),
+    "flow_descriptors": (True, "u/v/strain recovered from the image (pairs [onset_apex] only); mdmo, "
+                               "subtract: nose and mask_eyes use the generic ROI layout, the image has no landmarks"),
+    "concat": (True, "decided part by part"),
+    "hog": (False, "the apex face crop"),
+    "frozen_cnn": (False, "the apex face crop"),
+    "lbp_top": (False, "frames sampled from onset to offset"),
+    "flow": (True, "the image itself, resized to the stack size"),
+    "dual_flow": (True, "the image itself (u, v and strain channels), resized to the stack size"),
+    "roi_flow": (True, "the image resized to twice the size, regions at the generic face layout (no landmarks)"),
+    "hsv_flow": (True, "u/v recovered from the image, HSV-rendered (hue skewed where u and v ranges differ)"),
+    "image": (False, "a face crop"),
+    "pair": (False, "the onset and apex face crops"),
+    "sequence": (False, "frames sampled from onset to offset"),
+    "clip3d": (False, "frames sampled from onset to offset"),
+}
+
+
+def check_flow_image_input(name: str, params: Mapping[str, Any] | None = None,
+                           what: str | None = None) -> None:
+    """Refuse, in one line, a feature extractor or model input builder ``name`` with ``params``
+    that cannot read a flow-image set (see :data:`FLOW_IMAGE_INPUTS`). ``what`` names it in the
+    message (default ``feature extractor '<name>'``). A name not in the table (a plug-in) is
+    let through: it meets a DataError naming what is missing if it asks for more than the set
+    holds."""
+    params = dict(params or {})
+    what = what or f"feature extractor {name!r}"
+    if name == "concat":
+        for k, part in enumerate(params.get("parts") or ()):
+            if isinstance(part, Mapping) and "name" in part:
+                check_flow_image_input(str(part["name"]), part.get("params"),
+                                       f"{what} (part {k}, {str(part['name'])!r})")
+        return
+    ok, note = FLOW_IMAGE_INPUTS.get(name, (True, ""))
+    if not ok:
+        raise ConfigError(f"{what} cannot run on a flow-image set (loader flow_images): it needs "
+                          f"{note}, and the set holds only one onset->apex u/v/strain image per clip")
+    if name == "hoof" and params.get("apex_offset"):
+        raise ConfigError(f"{what} with apex_offset: true cannot run on a flow-image set (loader "
+                          "flow_images): it needs apex->offset flow, and the set holds onset->apex flow only")
+    if name == "flow_descriptors":
+        pairs = params.get("pairs", ("onset_apex",))
+        extra = [p for p in ([pairs] if isinstance(pairs, str) else list(pairs)) if p != "onset_apex"]
+        if extra:
+            raise ConfigError(f"{what} with pairs {list(pairs)} cannot run on a flow-image "
+                              f"set (loader flow_images): it needs {extra[0]} flow, and the set holds onset->apex "
+                              "flow only; use pairs: [onset_apex]")
+
 
 def load_flow_images(root: str | Path, csv: str | Path | None = None, images_dir: str | Path | None = None,
                      file_rule: str = "{subject}_{clip}.png", dataset_column: str | None = None,
@@ -129,6 +189,108 @@ def load_flow_images(root: str | Path, csv: str | Path | None = None, images_dir
     img_dir = _images_dir(root, images_dir)
     return _load_csv(csv_path, img_dir, file_rule, dataset_column, subject_column, clip_column,
                      label_column, decode, label_names, verify, dataset)
+
+
+# -- writing a set in the published layouts ---------------------------------------------------
+#: Layouts :func:`write_flow_image_set` writes, with what each holds.
+LAYOUTS: dict[str, str] = {
+    "htnet": "combined_3_class2_for_optical_flow.csv (dataset, sub, filename_o, label, apex, imagename, "
+             "sub_filename) + datasets/STSNet_whole_norm_u_v_os/<sub>_<filename_o> .png",
+    "ststnet": "<subject>/u_test/<label>/<subject>_<clip>.png (each subject's own samples) and "
+               "<subject>/u_train/<label>/... (everyone else's)",
+}
+HTNET_CSV = "combined_3_class2_for_optical_flow.csv"
+HTNET_IMAGES = "datasets/STSNet_whole_norm_u_v_os"
+HTNET_COLUMNS = ("dataset", "sub", "filename_o", "label", "apex", "imagename", "sub_filename")
+
+
+def write_flow_image_set(samples: Sequence[Mapping[str, Any]], out: str | Path, layout: str = "htnet",
+                         label_codes: Mapping[str, Any] | None = None) -> Path:
+    """Write flow images in a published layout that :func:`load_flow_images` (and the authors'
+    own code) reads. Computing the flow is the caller's part
+    (:func:`mekit.preprocess.export.export_flow_image_set` does it from a SampleTable).
+
+    Args:
+        samples: one mapping per clip: ``subject`` and ``clip`` (names as the layout writes
+            them, e.g. ``sub01``, ``EP02_01f``), ``corpus`` (the CSV's dataset column, e.g.
+            ``casme2``), ``label`` (a name), ``apex`` (frame number or None) and ``image``
+            (``uint8[H, W, 3]`` with channels u, v, strain, each scaled to 0..255).
+        out: the folder to write (created; files already there with the same names are replaced).
+        layout: ``'htnet'`` or ``'ststnet'`` (see :data:`LAYOUTS`). HTNet's images are named
+            ``<sub>_<filename_o> .png``, with the space before the extension its code writes.
+        label_codes: label name -> code written. ``None``: the STSTNet/HTNet codes
+            (:data:`MEGC_CODES`) when every label is negative, positive or surprise, else the
+            names as they are (the loader reads both).
+
+    Returns the folder written. Images are stored as OpenCV writes a BGR array holding
+    (strain, v, u), as the published sets are, so read as RGB they are (u, v, strain).
+    """
+    import cv2
+    import numpy as np
+
+    if layout not in LAYOUTS:
+        raise ConfigError(f"flow-image layout {layout!r}: expected one of {sorted(LAYOUTS)}")
+    samples = list(samples)
+    if not samples:
+        raise DataError("no samples to write", expected="at least one clip with a flow image")
+    if label_codes is None:
+        names = {str(s["label"]) for s in samples}
+        inverse = {v: k for k, v in MEGC_CODES.items()}
+        label_codes = inverse if names <= set(inverse) else {n: n for n in names}
+    missing = sorted({str(s["label"]) for s in samples} - {str(k) for k in label_codes})
+    if missing:
+        raise ConfigError(f"label_codes has no code for label(s) {missing}; it maps {sorted(map(str, label_codes))}")
+    codes = {str(k): str(v) for k, v in label_codes.items()}
+    for s in samples:
+        for key in ("subject", "clip"):
+            v = str(s[key])
+            if not v or v != v.strip() or any(c in v for c in '/\\'):
+                raise DataError(f"{key} {v!r} of a sample cannot be written as part of a file name",
+                                expected="a non-empty name without '/', '\\' or surrounding spaces")
+        img = np.asarray(s["image"])
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise DataError(f"sample {s['subject']}/{s['clip']}: flow image of shape {img.shape} and "
+                            f"dtype {img.dtype}", expected="uint8[H, W, 3] (u, v, strain)")
+    out = Path(out).expanduser()
+
+    def put(path: Path, img: np.ndarray) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]))  # RGB (u, v, strain) -> BGR
+        if not ok:
+            raise DataError("cannot encode the flow image", path=path)
+        buf.tofile(str(path))  # tofile: names with spaces and non-ASCII folders alike
+
+    if layout == "htnet":
+        import csv
+
+        folder = out / HTNET_IMAGES
+        rows = []
+        for s in samples:
+            sub, clip = str(s["subject"]), str(s["clip"])
+            put(folder / f"{sub}_{clip} .png", np.asarray(s["image"]))
+            apex = s.get("apex")
+            rows.append([str(s.get("corpus") or ""), sub, clip, codes[str(s["label"])],
+                         "" if apex is None else int(apex), f"{sub}_{clip}.jpg", f"{sub}_{clip}"])
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / HTNET_CSV, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(HTNET_COLUMNS)
+            w.writerows(rows)
+        return out
+    by_subject: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    seen_corpus: dict[str, str] = {}
+    for s in samples:
+        sub, corpus = str(s["subject"]), str(s.get("corpus") or "")
+        if seen_corpus.setdefault(sub, corpus) != corpus:
+            raise DataError(f"subject {sub!r} occurs in corpora {seen_corpus[sub]!r} and {corpus!r}; the "
+                            "ststnet layout names folders by subject only", expected="the htnet layout")
+        by_subject[sub].append(s)
+    for sub in by_subject:
+        for other, items in by_subject.items():
+            part = "u_test" if other == sub else "u_train"
+            for s in items:
+                put(out / sub / part / codes[str(s["label"])] / f"{other}_{s['clip']}.png", np.asarray(s["image"]))
+    return out
 
 
 # -- CSV layout -------------------------------------------------------------------------------
@@ -528,4 +690,5 @@ def _int_or_none(v: Any) -> int | None:
     return int(f) if math.isfinite(f) and f == int(f) else None
 
 
-__all__ = ["IMAGE_EXTENSIONS", "MEGC_CODES", "load_flow_images"]
+__all__ = ["FLOW_IMAGE_INPUTS", "HTNET_COLUMNS", "HTNET_CSV", "HTNET_IMAGES", "IMAGE_EXTENSIONS", "LAYOUTS",
+           "MEGC_CODES", "check_flow_image_input", "load_flow_images", "write_flow_image_set"]

@@ -55,8 +55,14 @@ def build_inputs(table, cfg: ExperimentConfig, progress: bool = True):
             params.setdefault("mean", tuple(meta["mean"]))
             params.setdefault("std", tuple(meta["std"]))
         fn, name = get_input_builder(builder), builder
+        what = f"model {cfg.model.name!r} (input {builder!r})"
     else:
         fn, name, params = get_extractor(cfg.features.name), cfg.features.name, dict(cfg.features.params)
+        what = None
+    if "media" in table.df.columns and (table.df["media"] == "flow").any():
+        from mekit.data.flow_images import check_flow_image_input
+
+        check_flow_image_input(name, params, what)  # before any preprocessing or fold
     with preprocessed_for(table, cfg.preprocess, name, params):
         return fn(table, cfg.preprocess, progress=progress, **params)
 

@@ -118,6 +118,7 @@ def _classical(cfg: ExperimentConfig) -> None:
                           f"{cfg.model.name!r} needs a feature extractor, one of: {', '.join(FEATURES.names())}")
     _named("features.name", FEATURES.get, name)
     check_extractor_params(name, dict(cfg.features.params))
+    _flow_images(cfg, name, None)
     if name == "concat":
         for k, part in enumerate(cfg.features.params.get("parts") or []):
             if part.get("preprocess"):
@@ -162,6 +163,7 @@ def _neural(cfg: ExperimentConfig) -> None:
                               f"{', '.join(INPUTS.names())}")
         name = kind
     check_input_params(name, dict(cfg.features.params))
+    _flow_images(cfg, name, f"model {model!r} (input {name!r})")
     tc = _train_params(model, dict(cfg.model.params))
     if cfg.imbalance.sampler is not None:
         # index samplers resample each epoch's training rows; synthetic ones are refused here
@@ -173,6 +175,16 @@ def _neural(cfg: ExperimentConfig) -> None:
                               "resample the training batches; keep one")
         _sampler(cfg)
     _compute(cfg)
+
+
+def _flow_images(cfg: ExperimentConfig, name: str, what: str | None) -> None:
+    """A flow-image set holds one onset->apex flow image per clip: refuse, before any work, an
+    extractor or model that needs face crops, frames or other flow (the same check runs on the
+    table's rows when the inputs are built, for tables passed in directly)."""
+    if cfg.data.loader == "flow_images":
+        from mekit.data.flow_images import check_flow_image_input
+
+        check_flow_image_input(name, dict(cfg.features.params), what)
 
 
 def _compute(cfg: ExperimentConfig) -> None:

@@ -264,7 +264,9 @@ def roi_flow_input(table, preprocess: dict, progress: bool = True, size: int = 2
             continue
         item = res[sid]
         rois = item["rois"]
-        scale = big / crop_size
+        # ROIs are in the pixels of the flow field: the face crop's for a clip, the image's own
+        # for a precomputed flow image (whose flow is recovered at the image's size)
+        scale = big / (item["uv_onset_apex"].shape[1] if "uv_onset_apex" in item else crop_size)
         centers = torch.tensor([[((rois[n][0] + rois[n][2]) / 2 * scale, (rois[n][1] + rois[n][3]) / 2 * scale)
                                  for n in order]], dtype=torch.float32)
         flow = torch.as_tensor(item[f"flow_{big}"])[None]

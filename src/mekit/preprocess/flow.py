@@ -250,6 +250,32 @@ def flow_stack(flow: np.ndarray, strain: np.ndarray | None = None, size: int = 2
     return out
 
 
+def flow_from_image(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Onset->apex flow and strain recovered from a precomputed flow image (STSTNet/HTNet form).
+
+    ``image`` is ``float32[3, H, W]`` in [0, 1], channels (u, v, strain), as
+    :func:`mekit.preprocess.io.read_flow_image` returns it. The published sets (and those
+    :func:`mekit.preprocess.export.export_flow_image_set` writes) scale each channel of each
+    sample separately to [0, 1] (``flow_stack(normalise='minmax')``, STSTNet's and HTNet's
+    ``perChannelNormalize``), so only part of the flow survives and this is what is rebuilt:
+
+    - ``u`` and ``v``: the channel minus its median, in units of that sample's own u (or v)
+      range. The median stands for zero motion because most of a face does not move between
+      onset and apex. Lost: the absolute magnitude (pixels), the zero point (estimated), the
+      relative scale of u and v (each is stretched to [0, 1] on its own, so directions are
+      skewed when their ranges differ), the resolution (the image's, 28x28 in the published
+      sets, instead of the face crop's) and the 8-bit quantisation (1/255 of the range).
+    - ``strain``: the channel as it is (0 = the sample's least strain, 1 = its most).
+
+    Returns ``(uv float32[H, W, 2], strain float32[H, W])``.
+    """
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim != 3 or img.shape[0] != 3:
+        raise ValueError(f"expected a flow image of shape (3, H, W), got {img.shape}")
+    uv = img[:2] - np.median(img[:2].reshape(2, -1), axis=1)[:, None, None]
+    return np.ascontiguousarray(uv.transpose(1, 2, 0)), np.ascontiguousarray(img[2])
+
+
 def flow_to_hsv_image(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
     """Colour rendering of a flow field, ``uint8[H, W, 3]`` RGB (hue = direction, value = speed).
 
@@ -278,4 +304,4 @@ def flow_method_help() -> dict[str, str]:
 
 
 __all__ = ["FLOW_METHODS", "TVL1_DEFAULTS", "FARNEBACK_DEFAULTS", "DIS_DEFAULTS", "NORMALISATIONS",
-           "compute_flow", "optical_strain", "flow_stack", "flow_to_hsv_image", "flow_method_help"]
+           "compute_flow", "optical_strain", "flow_stack", "flow_from_image", "flow_to_hsv_image", "flow_method_help"]

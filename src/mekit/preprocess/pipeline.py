@@ -769,7 +769,10 @@ class PreprocessResult:
       ``'frame_landmarks'``, ``'frame_rois'``, when sampling is on;
     - ``'onset_frame'``, ``'apex_frame'``, ``'offset_frame'``: the frame numbers used.
 
-    For a flow-image sample only the ``'flow'`` stacks are present (resized from the image).
+    For a flow-image sample only the ``'flow'`` stacks (resized from the image) and, for the
+    onset->apex pair, ``'uv_onset_apex'``, ``'strain_onset_apex'`` (recovered from the image at
+    its own size, :func:`mekit.preprocess.flow.flow_from_image`), empty ``'landmarks'`` and the
+    generic ``'rois'`` are present; any other key is a DataError naming what is missing.
     Nothing is held in memory beyond one sample at a time.
     """
 
@@ -830,6 +833,7 @@ class PreprocessResult:
         if "flow" in keys:
             arrays, meta = self._entry("flow", sample_id)
             if "flow_image" in arrays:
+                out = _FlowImageItem(sample_id, out)
                 self._flow_image_stacks(arrays["flow_image"], out)
             else:
                 self._flow_stacks(arrays, meta, out)
@@ -882,8 +886,24 @@ class PreprocessResult:
             out[name] = out[f"{name}_{cfg.stack_sizes[0]}"]
 
     def _flow_image_stacks(self, img: np.ndarray, out: dict[str, Any]) -> None:
+        """A flow-image sample: its stacks (the image resized), and for the onset->apex pair the
+        flow and strain :func:`~mekit.preprocess.flow.flow_from_image` recovers (at the image's
+        own size, in units of the sample's range; see there what is lost), with the generic ROI
+        layout (:data:`~mekit.preprocess.face.DEFAULT_ROIS`) in the image's pixels: the image
+        carries no face, so there are no landmarks."""
         import cv2
 
+        from mekit.preprocess.face import DEFAULT_ROIS
+        from mekit.preprocess.flow import flow_from_image
+
+        if "onset_apex" in self.config.pairs:
+            out["uv_onset_apex"], out["strain_onset_apex"] = flow_from_image(img)
+            h, w = img.shape[1:]
+            out["landmarks"] = np.zeros((0, 2), np.float32)
+            out["rois"] = {n: (min(int(x0 * w), w - 1), min(int(y0 * h), h - 1),
+                               max(int(np.ceil(x1 * w)), min(int(x0 * w), w - 1) + 1),
+                               max(int(np.ceil(y1 * h)), min(int(y0 * h), h - 1) + 1))
+                           for n, (x0, y0, x1, y1) in DEFAULT_ROIS.items()}
         for s in self.config.stack_sizes:
             hwc = img.transpose(1, 2, 0)
             interp = cv2.INTER_AREA if s < min(hwc.shape[:2]) else cv2.INTER_LINEAR
@@ -918,6 +938,21 @@ class PreprocessResult:
         """Remove a temporary result folder (only when the cache was off)."""
         if self._cleanup is not None:
             self._cleanup()
+
+
+class _FlowImageItem(dict):
+    """``result[sample_id]`` of a flow-image sample: asking it for what a flow image cannot give
+    (face crops, frames, apex->offset flow) is a :class:`~mekit.errors.DataError` in one line,
+    not a bare ``KeyError``. ``in`` and ``get`` behave as for any dict."""
+
+    def __init__(self, sample_id: str, items: Mapping[str, Any]) -> None:
+        super().__init__(items)
+        self.sample_id = sample_id
+
+    def __missing__(self, key: str) -> Any:
+        raise DataError(f"sample {self.sample_id} is a precomputed flow image (loader flow_images): it has no "
+                        f"{key!r}", expected=f"one of {sorted(self)}; face crops, sampled frames and apex->offset "
+                                             "flow are not in a flow-image set")
 
 
 # ---------------------------------------------------------------------------------------
