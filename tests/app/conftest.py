@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import CHROMIUM, CHROMIUM_ARGS
+from .helpers import CHROMIUM, CHROMIUM_ARGS, open_page
 
 
 @pytest.fixture
@@ -106,10 +106,6 @@ def _browser():
 @pytest.fixture
 def app_page(_browser, live_server):
     """A fresh page on the live app; uncaught script errors are collected in ``page.errors``."""
-    context = _browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.goto(live_server["url"] + "/")
+    page = open_page(_browser, live_server["url"] + "/")
     yield page
-    context.close()
+    page.context.close()

@@ -33,3 +33,14 @@ def screenshot(page, name: str, full_page: bool = True) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def open_page(browser, url: str):
+    """A page in a fresh context of ``browser`` opened on ``url``; uncaught script errors are
+    collected in ``page.errors``. Close it with ``page.context.close()``."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(url)
+    return page

@@ -11,7 +11,7 @@ import io
 
 import pytest
 
-from .helpers import CHROMIUM, CHROMIUM_ARGS, screenshot
+from .helpers import CHROMIUM, CHROMIUM_ARGS, open_page, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -97,13 +97,9 @@ def camera_page(_browser, live_server, recording, tmp_path):
         executable_path=CHROMIUM, headless=True,
         args=[*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
               f"--use-file-for-fake-video-capture={fake}"])
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.goto(live_server["url"] + "/#analyse")
+    page = open_page(browser, live_server["url"] + "/#analyse")
     yield page
-    context.close()
+    page.context.close()
     browser.close()
 
 
