@@ -22,6 +22,7 @@ def recording(tmp_path_factory) -> Path:
     return truth.path
 
 
+@pytest.mark.slow
 def test_a_recording_gives_intervals_frames_timeline_and_the_megc_file(recording, tmp_path):
     got: list = []
     with events.listen(got.append):
@@ -103,6 +104,7 @@ def test_analyze_needs_an_input_and_refuses_a_wrong_bundle(tmp_path):
         analyze(tmp_path / "absent.mp4")
 
 
+@pytest.mark.slow
 def test_a_camera_stopped_with_ctrl_c_still_writes_its_outputs(recording, tmp_path, monkeypatch):
     # No camera on a test machine: the camera is the recording, played until "Ctrl-C" arrives
     # (KeyboardInterrupt after 200 frames), which is how a user ends a camera run.

@@ -60,6 +60,7 @@ def _check_frames(path: Path, n: int) -> pd.DataFrame:
     return frames
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_uninterrupted_result(recording, full, tmp_path):
     out = tmp_path / "out"
     progress = _interrupted(recording, out, 290, max_frames=300)
@@ -91,6 +92,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(recording, full,
     assert before == {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
 
 
+@pytest.mark.slow
 def test_a_resume_replays_only_the_warm_up_and_skips_what_was_recorded(recording, tmp_path):
     # fixed_windows: a window depends only on where the face was, so a replay from any frame
     # gives the uninterrupted windows exactly, with a warm-up of one window
@@ -159,6 +161,7 @@ def test_a_run_cut_after_its_last_record_resumes_from_the_record(recording, tmp_
     assert len(res.intervals) >= 1 and res.intervals["onset"].is_monotonic_increasing
 
 
+@pytest.mark.slow
 def test_frames_csv_rows_wait_in_a_line_bounded_by_the_horizon_not_the_length(monkeypatch, tmp_path):
     """Stream generated recordings of two lengths (no file: frames made one by one); the delay
     line, the crop ring and the spotter hold the same, whatever the length."""

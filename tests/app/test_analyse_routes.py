@@ -44,6 +44,7 @@ def aclient(tmp_path, videos):
         yield c
 
 
+@pytest.mark.slow
 def test_a_batch_of_two_recordings_is_analysed_served_marked_and_averaged(aclient, videos):
     c = aclient
     # one recording by path, one uploaded

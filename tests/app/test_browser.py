@@ -9,7 +9,7 @@ import pytest
 
 from .helpers import TINY, screenshot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _dataset(page, loader: str = "synthetic", root: str = "") -> None:

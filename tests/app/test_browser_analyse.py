@@ -13,7 +13,7 @@ import pytest
 
 from .helpers import CHROMIUM, CHROMIUM_ARGS, open_page, screenshot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from .helpers import screenshot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _press(page, key: str, times: int = 1) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from .helpers import TINY, screenshot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 #: the fastest classical recipe the evaluation tests use
 FAST = "preprocess.landmarks=false\nfeatures.params={grid: 3, bins: 8}\nmodel.params={grid: {}}"

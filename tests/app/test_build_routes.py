@@ -118,6 +118,7 @@ def test_sampling_gives_the_registered_samplers_frames(client):
     assert bad.status_code == 400 and "window" in bad.json()["error"]
 
 
+@pytest.mark.slow
 def test_spotter_suggests_the_micro_expression(client, video):
     r = client.post("/api/build/spot", json={"video": str(video)}, headers=WRITE)
     assert r.status_code == 200, r.text
@@ -128,6 +129,7 @@ def test_spotter_suggests_the_micro_expression(client, video):
     assert {"onset", "apex", "offset", "kind", "score"} <= set(found[0])
 
 
+@pytest.mark.slow
 def test_export_of_two_clips_loads_back_with_the_casme2_loader(client, video, app_root):
     from mekit.data.casme2 import load_casme2
 

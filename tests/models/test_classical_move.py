@@ -115,6 +115,7 @@ def test_a_bundle_naming_another_module_is_refused(tmp_path):
 
 
 # -- no torch for a classical run ------------------------------------------------------------
+@pytest.mark.slow
 def test_listing_models_and_a_classical_run_import_no_torch():
     code = textwrap.dedent("""
         import sys
