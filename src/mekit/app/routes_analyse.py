@@ -109,10 +109,10 @@ def _display_name(path: Path) -> str:
 
 
 def _job(request: Request, job_id: str, kind: str | None = None) -> Any:
-    job = request.app.state.jobs.get(job_id) if job_id.replace("-", "").isalnum() else None
-    if job is None or not job.kind.startswith("analyse.") or (kind and job.kind != kind):
-        raise HTTPException(404, f"no analysis {job_id!r}")
-    return job
+    from mekit.app.server import job_or_404
+
+    return job_or_404(request, job_id, what="analysis",
+                      accept=lambda job: job.kind.startswith("analyse.") and (not kind or job.kind == kind))
 
 
 def _recordings(job: Any) -> dict[str, dict[str, Any]]:

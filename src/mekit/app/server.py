@@ -180,11 +180,17 @@ def _core_router() -> APIRouter:
     return r
 
 
-def _job(request: Request, job_id: str) -> Any:
+def job_or_404(request: Request, job_id: str, *, accept: Any = None, what: str = "job") -> Any:
+    """The job ``job_id`` of this server (an id of the form jobs are given, and, with ``accept``,
+    a job that predicate accepts: a screen's own kind), else HTTP 404 ``no <what> '<id>'``."""
     job = request.app.state.jobs.get(job_id) if _JOB_ID.match(job_id) else None
-    if job is None:
-        raise HTTPException(404, f"no job {job_id!r}")
+    if job is None or (accept is not None and not accept(job)):
+        raise HTTPException(404, f"no {what} {job_id!r}")
     return job
+
+
+def _job(request: Request, job_id: str) -> Any:
+    return job_or_404(request, job_id)
 
 
 @lru_cache(maxsize=None)
