@@ -228,6 +228,9 @@ class ExperimentConfig:
     #: the typed section (:class:`mekit.intensity.models.IntensitySettings`) for that task, None
     #: for the others
     intensity: Any = None
+    #: the candidate recipes ``protocol: nested`` chooses among in every outer fold, each a mapping
+    #: of dotted overrides of this config plus an optional ``label`` (see mekit.tasks.recipes)
+    search: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         # which tasks exist is a registry (mekit.tasks.TASKS) above this layer: the name is

@@ -324,6 +324,38 @@ def test_early_stopping_validates_on_a_subset_of_the_training_subjects(neural_ru
 
 # -- (c) a subject on both sides is refused; the leaky protocol is labelled everywhere ---------------
 
+# -- (a') nested selection: the recipe chosen for a fold never depends on its held-out subject ---
+
+NESTED = {"protocol.name": "nested", "protocol.params": {"outer": "loso", "inner_k": 3},
+          "model.params": {"grid": {"C": C_GRID}, "inner_folds": 2},
+          "search": [{"label": "lr"}, {"label": "lr_pca", "model.params": {"pca": 3, "grid": {"C": C_GRID},
+                                                                           "inner_folds": 2}},
+                     {"label": "svm", "model.name": "svm"}]}
+
+
+@pytest.mark.slow
+def test_nested_choice_of_a_fold_is_blind_to_its_held_out_subject(monkeypatch):
+    """The inner scores, the chosen recipe and the refitted winner of the fold holding out HELD
+    are identical whether HELD's data is real or garbage; the folds that train on HELD see the
+    change (the detector has power)."""
+    df, feats = _corpus()
+    runs = {}
+    for name, (d, f) in {"clean": (df, feats), "tampered": _tamper(df, feats)}.items():
+        created = _install(monkeypatch, d, f)
+        res = runner.run_experiment(_cfg(**NESTED), None, progress=False)
+        final = [m for m in created if len(m.seen_y_) == 5 * len(LABELS_PER_SUBJECT)]  # the refits
+        runs[name] = ({s["fold"]: s for s in res.metrics["selection_per_fold"]}, _by_held_out(final))
+    held = f"loso:fake/{HELD}"
+    (sel_c, fit_c), (sel_t, fit_t) = runs["clean"], runs["tampered"]
+    assert sel_c[held] == sel_t[held]
+    m_c, m_t = fit_c[f"fake/{HELD}"], fit_t[f"fake/{HELD}"]
+    probe = np.stack(list(feats.values()))  # the same rows through both refitted winners
+    np.testing.assert_array_equal(m_c.predict_proba(probe), m_t.predict_proba(probe))
+    assert f"fake/{HELD}" not in set(m_c.seen_groups_)
+    others = [f for f in sel_c if f != held]
+    assert any(sel_c[f]["inner_uf1"] != sel_t[f]["inner_uf1"] for f in others)
+
+
 def test_a_splitter_that_shares_a_subject_is_refused(monkeypatch, tmp_path):
     df, feats = _corpus()
     _install(monkeypatch, df, feats)

@@ -13,8 +13,11 @@ from mekit.config import ExperimentConfig
 
 def is_neural(model_name: str) -> bool:
     from mekit.models.classical import CLASSIFIERS
+    from mekit.models.ensemble import ENSEMBLE
 
-    if model_name in CLASSIFIERS:
+    # an ensemble is not itself a network: whether it trains any is its members' business
+    # (mekit.tasks.recipes.is_neural_recipe)
+    if model_name in CLASSIFIERS or model_name == ENSEMBLE:
         return False
     from mekit.models import MODELS
 

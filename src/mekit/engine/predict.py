@@ -104,6 +104,13 @@ def fit_full(config: ExperimentConfig, progress: bool = True) -> FullFit:
     if cfg.task != "classification":
         raise ConfigError(f"config.task is {cfg.task!r}: `mekit train` writes classification bundles; "
                           "intensity models are trained by mekit.intensity")
+    from mekit.models.ensemble import ENSEMBLE
+
+    if cfg.search or cfg.model.name == ENSEMBLE:
+        # a bundle holds one model on one input; a search or an ensemble is evaluated by `mekit run`
+        what = "search (protocol nested)" if cfg.search else "model ensemble"
+        raise ConfigError(f"{what}: `mekit train` bundles one model; run the config with `mekit run` and train "
+                          "the recipe its report shows (the one most outer folds chose), or one member")
     table = load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **cfg.data.options)
     scheme = getattr(table, "scheme", None)  # the label scheme the table was labelled with
     table = table.subset(table.df["label"].notna()) if len(table) else table

@@ -133,6 +133,39 @@ class MEGC2019(LOSO):
         Protocol.__init__(self, "megc2019")
 
 
+@PROTOCOLS.register("nested", help="nested selection: an outer protocol (loso by default); in each outer fold an inner "
+                   "subject-grouped CV on its training subjects chooses among the config's search recipes")
+class Nested(Protocol):
+    """The outer folds of ``outer`` (any subject-independent protocol); what happens inside a fold
+    (the inner CV over ``search``, the refit of the winner) is done by the task, see
+    :mod:`mekit.tasks.recipes`. ``inner_k``: inner subject-grouped folds (at most the number of
+    training subjects of the fold)."""
+
+    def __init__(self, outer: str = "loso", outer_params: dict | None = None, inner_k: int = 5) -> None:
+        if outer in ("nested", "random_split"):
+            raise ConfigError(f"protocol.params.outer: {outer!r}; expected a subject-independent protocol such as "
+                              "loso, group_kfold, lodo, megc2019 or holdout")
+        if outer not in PROTOCOLS:
+            raise ConfigError(f"protocol.params.outer: unknown protocol {outer!r}; expected one of "
+                              f"{[n for n in PROTOCOLS.names() if n not in ('nested', 'random_split')]}")
+        if outer_params is not None and not isinstance(outer_params, dict):
+            raise ConfigError(f"protocol.params.outer_params: {outer_params!r}; expected a mapping")
+        if isinstance(inner_k, bool) or not isinstance(inner_k, int) or inner_k < 2:
+            raise ConfigError(f"protocol.params.inner_k: {inner_k!r}; expected an integer of at least 2")
+        check_params(PROTOCOLS.get(outer), outer_params or {}, "protocol.params.outer_params", f"protocol {outer!r}")
+        self.outer = PROTOCOLS.get(outer)(**(outer_params or {}))
+        self.inner_k = int(inner_k)
+        super().__init__("nested", params={"outer": outer, "outer_params": dict(outer_params or {}),
+                                           "inner_k": self.inner_k})
+
+    def split(self, table, seed=0):
+        return self.outer.split(table, seed)
+
+    def describe(self) -> str:
+        return (f"nested: outer {self.outer.describe()}; in each outer fold an inner {self.inner_k}-fold "
+                "subject-grouped CV on its training subjects chose the recipe")
+
+
 @PROTOCOLS.register("random_split", help="LEAKY sample-level random split, only to compare with published repos")
 class RandomSplit(Protocol):
     def __init__(self, test_size: float = 0.25, stratify: bool = True) -> None:

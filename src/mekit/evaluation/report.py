@@ -71,6 +71,9 @@ def summarise(pred: pd.DataFrame, classes: list[str], protocol, cfg, selections:
     m["selection_per_fold"] = selections
     m["method"] = {"features": cfg.features.name, "model": cfg.model.name,
                    "class_weight": cfg.imbalance.class_weight, "sampler": cfg.imbalance.sampler}
+    if getattr(cfg, "search", None):  # nested: the method is whichever recipe each fold chose
+        m["method"] = {"features": "per recipe", "model": f"chosen per outer fold among {len(cfg.search)} recipes",
+                       "class_weight": "per recipe", "sampler": "per recipe"}
     return m
 
 
@@ -169,6 +172,26 @@ def learning_curves(histories: list[dict], out: Path) -> list[str]:
     return ["learning_curves.csv", "learning_curves.png"]
 
 
+def nested_lines(selections: list[dict]) -> list[str]:
+    """report.md's table of the recipe each outer fold of a nested run chose, with every
+    candidate's inner score (UF1 on the fold's training subjects only); [] for other runs."""
+    rows = [s for s in selections if isinstance(s.get("inner_uf1"), dict)]
+    if not rows:
+        return []
+    labels = list(rows[0]["inner_uf1"])
+    short = {lab: f"r{i + 1}" for i, lab in enumerate(labels)}
+    out = ["", "**Recipe chosen in each outer fold** (nested selection: inner UF1 of every candidate on the "
+           "fold's training subjects; the held-out subjects were never scored).", "",
+           "Candidates: " + "; ".join(f"{short[lab]} = `{lab}`" for lab in labels) + ".", "",
+           "| fold | seed | chosen | " + " | ".join(short[lab] for lab in labels) + " |",
+           "|---|---|---|" + "---|" * len(labels)]
+    for s in rows:
+        chosen = (s.get("chosen") or {}).get("recipe")
+        cells = [f"{s['inner_uf1'].get(lab, float('nan')):.3f}" for lab in labels]
+        out.append(f"| {s.get('fold')} | {s.get('seed')} | {short.get(chosen, chosen)} | " + " | ".join(cells) + " |")
+    return out
+
+
 def markdown(m: dict, cfg) -> str:
     c = m["classes"]
     lines = [f"# {cfg.name}", ""]
@@ -212,6 +235,7 @@ def markdown(m: dict, cfg) -> str:
         methods = "; ".join(f"{k} ({v} folds)" for k, v in summ["methods"].items())
         chosen = ", ".join(f"{k} ({v})" for k, v in list(summ["chosen"].items())[:8])
         lines += ["", f"Per fold: {methods}. Chosen: {chosen}."]
+    lines += nested_lines(m.get("selection_per_fold") or [])
     lines.append("")
     if m.get("figures"):  # only link figures that were written (output.plots)
         lines += ["![confusion](confusion_matrix.png)", "", "![per class](per_class.png)", ""]

@@ -54,8 +54,24 @@ def validate_config(cfg: ExperimentConfig) -> None:
     _preprocess(cfg.preprocess)
     _protocol(cfg)
     if cfg.task == "intensity":
+        if cfg.search:
+            raise ConfigError("search: nested selection is available for task classification, not 'intensity'")
         _intensity(cfg)
         return
+    from mekit.models.ensemble import ENSEMBLE
+
+    if cfg.search or cfg.protocol.name == "nested" or cfg.model.name == ENSEMBLE:
+        from mekit.tasks import recipes
+
+        recipes.check(cfg)  # every candidate and member, as a run of its own would be checked
+        return
+    validate_recipe(cfg)
+
+
+def validate_recipe(cfg: ExperimentConfig) -> None:
+    """Check the model part of ``cfg`` (preprocessing, features, model, imbalance handling): what
+    a search candidate or an ensemble member may change."""
+    _preprocess(cfg.preprocess)
     from mekit.models.classical import CLASSIFIERS
 
     if cfg.model.name in CLASSIFIERS:
@@ -267,6 +283,8 @@ def resolved_config(cfg: ExperimentConfig) -> dict[str, Any]:
     from mekit.engine.factory import input_name, is_neural
 
     neural = is_neural(cfg.model.name)
+    if cfg.search or cfg.model.name == "ensemble":
+        return d  # each candidate or member is resolved when it runs (mekit.tasks.recipes)
     if cfg.task == "classification":
         from mekit.features import get_extractor, get_input_builder
 

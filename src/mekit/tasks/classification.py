@@ -46,14 +46,11 @@ class RunResult:
 _ID_COLUMNS = ("sample_id", "subject", "dataset", "fold", "true", "pred")
 
 
-def run_fold(job: FoldJob, st: dict[str, Any]) -> tuple[int, tuple[pd.DataFrame, dict[str, Any]]]:
-    """Fit one fold on its training samples, predict its test samples, save them (when the run
-    has a folder) and return ``(index, (predictions, selection))``. ``st`` is the state
-    :meth:`Classification.prepare` built."""
-    cfg, feats, classes = st["cfg"], st["feats"], st["classes"]
-    labels, subjects, datasets = st["labels"], st["subjects"], st["datasets"]
-    seed, fold, fdir = job.seed, job.fold, job.fold_dir
-    tr, te = list(fold.train_ids), list(fold.test_ids)
+def _fit_leaf(cfg: ExperimentConfig, feats: Any, tr: list[str], te: list[str], st: dict[str, Any], seed: int,
+              fdir: Path | None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Fit ``cfg``'s model on ``tr`` and return its probabilities for ``te`` over the run's
+    classes (a class absent from ``tr`` gets 0) and its selection record."""
+    classes, labels, subjects = st["classes"], st["labels"], st["subjects"]
     y_tr = np.array([labels[s] for s in tr])
     model = make_model(cfg, seed, fdir)
     X_tr = feats.take(tr)
@@ -63,11 +60,40 @@ def run_fold(job: FoldJob, st: dict[str, Any]) -> tuple[int, tuple[pd.DataFrame,
     full = np.zeros((len(te), len(classes)))
     for j, c in enumerate(model.classes_):
         full[:, classes.index(str(c))] = proba[:, j]
-    pred = [classes[k] for k in full.argmax(1)]
-    sel = {"fold": fold.name, "seed": seed, **model.selection_}
+    sel = dict(model.selection_)
     history = getattr(model, "history_", None)
     if history:  # a neural model's per-epoch record, for the learning curves (plain numbers in JSON)
         sel["history"] = [{k: float(v) if k != "epoch" else int(v) for k, v in h.items()} for h in history]
+    return full, sel
+
+
+def run_fold(job: FoldJob, st: dict[str, Any]) -> tuple[int, tuple[pd.DataFrame, dict[str, Any]]]:
+    """Fit one fold on its training samples, predict its test samples, save them (when the run
+    has a folder) and return ``(index, (predictions, selection))``. ``st`` is the state
+    :meth:`Classification.prepare` built. A run with several recipes (``protocol: nested`` over
+    ``search``, or an ensemble) fits them through :mod:`mekit.tasks.recipes`, on this fold's
+    training subjects only."""
+    classes, labels, subjects, datasets = st["classes"], st["labels"], st["subjects"], st["datasets"]
+    seed, fold, fdir = job.seed, job.fold, job.fold_dir
+    tr, te = list(fold.train_ids), list(fold.test_ids)
+    plan = st.get("recipes")
+    if plan is None:
+        full, model_sel = _fit_leaf(st["cfg"], st["feats"], tr, te, st, seed, fdir)
+    else:
+        from mekit.tasks import recipes
+
+        inputs = st["inputs"]
+
+        def fit_leaf(cfg: ExperimentConfig, a: list[str], b: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+            return _fit_leaf(cfg, inputs[recipes.input_key(cfg)], a, b, st, seed, None)
+
+        data = recipes.FoldData(labels, subjects, tuple(classes), seed)
+        if st["cfg"].search:
+            full, model_sel = recipes.nested_fit_predict(plan, fit_leaf, tr, te, data, st["inner_k"])
+        else:
+            full, model_sel = recipes.fit_predict(plan[0], fit_leaf, tr, te, data)
+    pred = [classes[k] for k in full.argmax(1)]
+    sel = {"fold": fold.name, "seed": seed, **model_sel}
     fold_df = pd.DataFrame({"sample_id": te, "subject": [subjects[s] for s in te],
                             "dataset": [datasets[s] for s in te], "fold": fold.name, "seed": seed,
                             "true": [labels[s] for s in te], "pred": pred,
@@ -103,21 +129,59 @@ class Classification:
         return None  # everything is checked by validate_config
 
     def neural(self, cfg: ExperimentConfig) -> bool:
+        from mekit.tasks import recipes
+
+        plan = recipes.plan(cfg)
+        if plan is not None:
+            return any(recipes.is_neural_recipe(r) for r in plan)
         return is_neural(cfg.model.name)
 
     def describe(self, cfg: ExperimentConfig) -> str:
-        return (f"run {cfg.name}: model {cfg.model.name}, inputs {input_name(cfg)}, protocol {cfg.protocol.name}, "
-                f"seeds {list(cfg.protocol.seeds)}")
+        from mekit.tasks import recipes
+
+        plan = recipes.plan(cfg)
+        if plan is None:
+            what = f"model {cfg.model.name}, inputs {input_name(cfg)}"
+        elif cfg.search:
+            what = f"{len(plan)} candidate recipes ({', '.join(r.label for r in plan)})"
+        else:
+            what = f"ensemble of {', '.join(m.label for m in plan[0].members)}"
+        return f"run {cfg.name}: {what}, protocol {cfg.protocol.name}, seeds {list(cfg.protocol.seeds)}"
 
     def prepare(self, cfg: ExperimentConfig, settings: Any, table: Any) -> Prepared:
+        from mekit.tasks import recipes
+
         scheme = getattr(table, "scheme", None)
         present = set(table.df["label"])
         classes = [c for c in (list(scheme.classes) if scheme is not None else table.classes) if c in present]
-        with events.Stage(self.inputs_stage, None, name=input_name(cfg), model=cfg.model.name):
-            feats = build_inputs(table, cfg)
+        plan = recipes.plan(cfg)
+        inputs: dict[str, Any] = {}
+        if plan is None:
+            with events.Stage(self.inputs_stage, None, name=input_name(cfg), model=cfg.model.name):
+                feats = build_inputs(table, cfg)
+            ids = set(feats.sample_ids)
+            skipped = dict(feats.skipped)
+        else:
+            # every distinct input of every recipe, built once; a sample any recipe cannot use is
+            # left out of the whole run, so all recipes are scored on the same samples
+            skipped = {}
+            for leaf in (leaf for r in plan for leaf in r.leaves()):
+                key = recipes.input_key(leaf.cfg)
+                if key in inputs:
+                    continue
+                with events.Stage(self.inputs_stage, None, name=input_name(leaf.cfg), model=leaf.cfg.model.name,
+                                  recipe=leaf.label):
+                    inputs[key] = build_inputs(table, leaf.cfg)
+                for sid, why in inputs[key].skipped.items():
+                    skipped.setdefault(sid, why)
+            ids = set.intersection(*(set(f.sample_ids) for f in inputs.values()))
+            for f in inputs.values():
+                for sid in set(f.sample_ids) - ids:
+                    skipped.setdefault(sid, "another recipe of the run could not use this sample")
+            feats = None
         # keep the table's own order (not the extractor's), so folds, training order and so the
         # fitted models do not depend on the order a feature stage happens to return samples in
-        usable = table.subset(table.df["sample_id"].isin(set(feats.sample_ids)))
+        usable = table.subset(table.df["sample_id"].isin(ids))
         if len(usable):
             from mekit.data.labels import check_trainable
 
@@ -126,7 +190,9 @@ class Classification:
                  "labels": dict(zip(usable.df["sample_id"], usable.df["label"])),
                  "subjects": dict(zip(usable.df["sample_id"], usable.df["subject"])),
                  "datasets": dict(zip(usable.df["sample_id"], usable.df["dataset"]))}
-        return Prepared(usable, state, dict(feats.skipped))
+        if plan is not None:
+            state.update(recipes=plan, inputs=inputs, inner_k=int(cfg.protocol.params.get("inner_k", 5)))
+        return Prepared(usable, state, skipped)
 
     def summarise(self, cfg: ExperimentConfig, settings: Any, prepared: Prepared, protocol: Any,
                   results: list[Any]) -> RunResult:
