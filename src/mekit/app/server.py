@@ -86,6 +86,7 @@ SCREENS: tuple[str | dict[str, Any], ...] = (
     "mekit.app.routes_build",
     "mekit.app.routes_train",
     "mekit.app.routes_analyse",
+    "mekit.app.routes_litmap",
 )
 
 #: what the page may load: only this server's own files (no CDN, no inline script)
