@@ -64,6 +64,8 @@ SECTIONS: dict[str, str] = {
 
 #: preprocess settings that change how, not what, is computed: left out of the resume stamp
 HOW_PREPROCESS = ("workers", "worker_timeout", "cache", "cache_dir", "fsync")
+#: protocol settings that change where, not what, is computed: left out of the resume stamp
+HOW_PROTOCOL = ("workers", "executor", "address")
 
 
 def section(name: str, value: Any) -> Any:
@@ -131,6 +133,11 @@ class ProtocolConfig:
     #: processes sharing the GPU: GPU slots, as many as its memory holds). Results do not depend on
     #: it, since every fold seeds its own model. Keep workers x model threads within the CPU cores.
     workers: int = 1
+    #: where folds run: a registered executor (mekit.executors: local, processes, ray); like
+    #: ``workers`` it never changes a result, so neither it nor ``address`` is in the resume stamp
+    executor: str = "processes"
+    #: HOST:PORT of the Ray cluster for executor ray (null: $RAY_ADDRESS, else a local instance)
+    address: str | None = None
 
     def __post_init__(self) -> None:
         if self.seeds is not None:
@@ -141,6 +148,11 @@ class ProtocolConfig:
                                   "same folds; expected distinct seeds")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise ConfigError(f"protocol.workers: {self.workers!r}; expected a positive integer")
+        # which executors exist is a registry above this layer (mekit.executors.EXECUTORS), checked
+        # when the run starts one
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.executor):
+            raise ConfigError(f"protocol.executor: {self.executor!r}; expected an executor name such as 'local', "
+                              "'processes' or 'ray'")
 
 
 @dataclass(frozen=True)
@@ -264,10 +276,11 @@ class ExperimentConfig:
 
     def results_yaml(self) -> str:
         """The config as YAML without the settings that cannot change a result (``protocol.workers``,
-        the preprocessing's workers and cache settings): what decides whether saved folds or runs
-        can be reused."""
+        ``protocol.executor`` and ``protocol.address``, the preprocessing's workers and cache
+        settings): what decides whether saved folds or runs can be reused."""
         d = self.to_dict()
-        d["protocol"].pop("workers", None)
+        for key in HOW_PROTOCOL:
+            d["protocol"].pop(key, None)
         for key in HOW_PREPROCESS:
             d["preprocess"].pop(key, None)
         return yaml.safe_dump(d, sort_keys=False)

@@ -9,9 +9,11 @@ classification, intensity); everything else is done here, the same way for every
 - resume: each finished fold is saved under ``out_dir/folds/seed<k>/<fold>/`` as it completes,
   and a run started again with the same config, data and mekit code in the same folder reads
   those folds back instead of fitting them again (:func:`prepare_resume`);
-- where folds run: in this process or in ``protocol.workers`` worker processes (forked; spawned
-  GPU slots for neural folds on CUDA). The fold function receives its job and the run's state as arguments and
-  seeds everything it fits from the job's seed, so where a fold runs never changes its result;
+- where folds run: on the run's executor (:mod:`mekit.executors`, ``protocol.executor``): in this
+  process, in ``protocol.workers`` worker processes (forked; spawned GPU slots for neural folds
+  on CUDA) or as tasks of a Ray cluster. The fold function receives its job and the run's state
+  as arguments and seeds everything it fits from the job's seed, so where a fold runs never
+  changes its result;
 - the samples a run left out (``excluded.csv``, by stage), timings and the resume record of
   ``metrics.json``.
 """
@@ -21,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,6 @@ import numpy as np
 from mekit import events
 from mekit.config import ExperimentConfig
 from mekit.errors import ConfigError, DataError
-from mekit.procs import die_with_parent
 from mekit.tasks import FoldJob, Prepared, fold_dir, get_task
 
 log = logging.getLogger(__name__)
@@ -164,17 +164,11 @@ class _FoldStage(events.Stage):
         return self
 
 
-#: in a fold worker process: the fold function, the run's state and the event queue, received as
-#: the arguments of the pool's initializer (:func:`_init_fold_worker`). Set only in workers; a
-#: serial run passes the same things as plain arguments.
-_WORKER: dict[str, Any] = {}
-
-
 def fold_workers(cfg: ExperimentConfig, neural: bool) -> tuple[int, str]:
     """How many fold workers a run uses and how they start: ``protocol.workers`` forked processes,
     except neural folds on CUDA, which use ``protocol.workers`` spawned processes (GPU slots: a
     forked child cannot use a CUDA context, a spawned one makes its own), each holding one fold's
-    model on the GPU at a time."""
+    model on the GPU at a time. Read by the ``processes`` executor (:mod:`mekit.executors`)."""
     workers = int(cfg.protocol.workers)
     if workers > 1 and neural:
         from mekit.engine.trainer import device_kind
@@ -185,122 +179,111 @@ def fold_workers(cfg: ExperimentConfig, neural: bool) -> tuple[int, str]:
     return workers, "fork"
 
 
-def _map_folds(fold_fn, jobs: list[FoldJob], state: dict[str, Any], workers: int, start: str = "fork"):
-    """Yield ``fold_fn(job, state)`` for every job, in this process or in ``workers`` worker
-    processes started by ``start`` (``fork`` or ``spawn``; in the order they finish). ``fold_fn``
-    returns ``(index, result)`` and must seed whatever it fits from the job's seed alone, so where
-    a fold runs never changes its result.
+def _fold_tags(job: FoldJob) -> dict[str, Any]:
+    """The fields every event of a fold carries."""
+    return {"fold": job.fold.name, "seed": job.seed}
 
-    The fold function and the state reach workers as arguments (of the pool's initializer, once
-    per worker), never through shared module state, so the same fold function runs in a process
-    pool of either start method, in a cluster's task or in an app's worker thread: a spawned
-    worker receives them pickled (``fold_fn`` must then be a module-level function), a forked one
-    inherits them without a copy.
 
-    The events a fold emits carry its ``fold`` and ``seed``. Workers send theirs back through a
-    pipe (only when this context has listeners); they are emitted here, in the calling thread and
-    context, while the folds run, and all of a fold's events before its result."""
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            with events.fields(fold=job.fold.name, seed=job.seed):
-                res = fold_fn(job, state)
-            yield res
-        return
-    import multiprocessing as mp
+def _fold_folder(job: FoldJob) -> Path | None:
+    return job.fold_dir
 
-    ctx = mp.get_context(start)
-    # a SimpleQueue writes each event to its pipe before ``put`` returns (no feeder thread), so a
-    # fold's events are all in the pipe before its result reaches this process
-    queue = ctx.SimpleQueue() if events.active() else None
 
-    def drain() -> None:
-        while queue is not None and not queue.empty():
-            events.deliver(queue.get())
-
-    try:
-        with ctx.Pool(min(workers, len(jobs)), initializer=_init_fold_worker,
-                      initargs=(os.getpid(), fold_fn, state, queue)) as pool:
-            results = pool.imap_unordered(_run_fold_detached, jobs)
-            while True:
-                try:
-                    res = results.next(timeout=0.1)
-                except mp.TimeoutError:
-                    drain()
-                    continue
-                except StopIteration:
-                    break
-                drain()
-                yield res
-        drain()
-    finally:
-        if queue is not None:
-            queue.close()
+def _fold_at(job: FoldJob, folder: Path) -> FoldJob:
+    """The job saving its fold in ``folder`` (a cluster task's scratch folder) instead."""
+    return job._replace(fold_dir=folder)
 
 
 def _init_fold_worker(parent: int, fold_fn: Any, state: dict[str, Any], queue: Any) -> None:
-    """A fold worker's start: die with the parent, keep the run's fold function, state and queue."""
-    die_with_parent(parent)
-    _WORKER.update(fn=fold_fn, state=state, queue=queue)
+    """A fold worker process's start (the ``processes`` executor's initializer for folds): die with
+    the parent, keep the run's fold function, state and event queue."""
+    from mekit.executors.processes import init_worker
+
+    init_worker(parent, fold_fn, state, queue)
 
 
-def _run_fold_detached(job: FoldJob) -> tuple[int, Any]:
-    """The fold function in a worker, in a fresh context. A fork copies the parent's listeners (a
-    terminal display, the run.log writer) together with any lock one of their threads held at
-    that moment, so a worker calling them could hang or draw over the parent's display. Its only
-    listener, when the parent listens, puts each event on the parent's queue; the parent emits
-    them and reports each fold as its result arrives."""
-    import contextvars
+def fold_work(fold_fn, state: dict[str, Any], cfg: ExperimentConfig, neural: bool = False) -> Any:
+    """The folds of a run as a :class:`mekit.executors.Work`: ``fold_fn(job, state)`` per
+    :class:`~mekit.tasks.FoldJob`, which returns ``(index, result)`` and seeds whatever it fits
+    from the job's seed alone, so where a fold runs never changes its result; its events carry
+    its ``fold`` and ``seed``; it saves itself under ``job.fold_dir`` (``predictions.csv`` last,
+    the file that says it is done)."""
+    from mekit.executors import Work
 
-    return contextvars.Context().run(_fold_in_worker, job)
+    workers, start = fold_workers(cfg, neural)
+    return Work(fold_fn, state, tags=_fold_tags, folder=_fold_folder, relocate=_fold_at, last=("predictions.csv",),
+                neural=neural, workers=workers, start=start, init=_init_fold_worker, what="fold")
 
 
-def _fold_in_worker(job: FoldJob) -> tuple[int, Any]:
-    queue = _WORKER.get("queue")
-    with contextlib.ExitStack() as stack:
-        if queue is not None:
-            stack.enter_context(events.listen(queue.put))
-        stack.enter_context(events.fields(fold=job.fold.name, seed=job.seed))
-        return _WORKER["fn"](job, _WORKER["state"])
+@contextlib.contextmanager
+def open_executor(cfg: ExperimentConfig, executor: Any = None):
+    """The executor folds run on: ``executor`` (an executor object, kept open for its owner) or the
+    one the config names (``protocol.executor`` at ``protocol.address``), closed afterwards."""
+    from mekit.executors import Executor, get_executor
+
+    if isinstance(executor, Executor):
+        yield executor
+        return
+    with get_executor(executor or cfg.protocol.executor, address=cfg.protocol.address) as ex:
+        yield ex
 
 
 def run_folds(protocol: Any, table: Any, cfg: ExperimentConfig, out_dir: Path | None, fold_fn, state: dict[str, Any],
-              read_fold, neural: bool = False, **stage_data: Any) -> tuple[list[Any], int]:
+              read_fold, neural: bool = False, executor: Any = None, **stage_data: Any) -> tuple[list[Any], int]:
     """The fold loop of every task: for each seed of ``cfg.protocol.seeds``, the protocol's folds
     of ``table``; a fold saved by an earlier run (its ``predictions.csv`` under
     ``out_dir/folds/seed<k>/<fold_dir_name>``, kept by :func:`prepare_resume`) is read back with
     ``read_fold(folder)``, every other one is computed by ``fold_fn(FoldJob(index, seed, fold,
-    folder), state)`` (which saves it in its folder), serially or in worker
-    processes (:func:`fold_workers`).
+    folder), state)`` (which saves it in its folder) on the run's executor: ``executor`` (an
+    executor object or name), else the config's ``protocol.executor`` (:mod:`mekit.executors`).
 
-    Returns the fold results in (seed, fold) order, whatever order they finished in, and how
-    many were read back. A ``folds`` stage per seed and a ``fold`` event per fold are emitted
-    here, in this process: with worker processes this is the only place that sees every fold finish.
+    The folds of every seed go to the executor at once (a cluster runs them side by side). A
+    ``folds`` stage per seed, in seed order, and a ``fold`` event per fold are emitted here, in
+    this process, the only place that sees every fold finish; a fold of a later seed that
+    finishes first is reported in its own seed's stage. Returns the fold results in (seed, fold)
+    order, whatever order they finished in, and how many were read back.
     """
-    workers, start = fold_workers(cfg, neural)
-    out: list[Any] = []
-    n_resumed = 0
-    for seed in cfg.protocol.seeds:
-        folds = protocol.folds(table, seed=seed)
-        results: dict[int, Any] = {}
-        with _FoldStage(len(folds), seed=seed, protocol=protocol.name, **stage_data) as stage:
-            todo = []
-            for i, fold in enumerate(folds):
-                fdir = fold_dir(out_dir, seed, fold.name)
-                if fdir is not None and (fdir / "predictions.csv").exists():
-                    results[i] = read_fold(fdir)
-                    n_resumed += 1
-                    stage.fold_done(fold.name, seed, resumed=True)
-                else:
-                    todo.append(FoldJob(i, seed, fold, fdir))
-            for i, res in _map_folds(fold_fn, todo, state, workers, start):
-                results[i] = res
-                stage.fold_done(folds[i].name, seed, resumed=False)
-        out.extend(results[i] for i in range(len(folds)))
-    return out, n_resumed
+    seeds = list(cfg.protocol.seeds)
+    folds = {seed: protocol.folds(table, seed=seed) for seed in seeds}
+    saved: dict[int, list[tuple[int, Any]]] = {seed: [] for seed in seeds}
+    todo: list[FoldJob] = []
+    for seed in seeds:
+        for i, fold in enumerate(folds[seed]):
+            fdir = fold_dir(out_dir, seed, fold.name)
+            if fdir is not None and (fdir / "predictions.csv").exists():
+                saved[seed].append((i, read_fold(fdir)))
+            else:
+                todo.append(FoldJob(i, seed, fold, fdir))
+    results: dict[int, dict[int, Any]] = {seed: {} for seed in seeds}
+    early: dict[int, list[tuple[int, Any]]] = {seed: [] for seed in seeds}
+    with contextlib.ExitStack() as stack:
+        computed: Any = iter(())
+        if todo:
+            ex = stack.enter_context(open_executor(cfg, executor))
+            if len(todo) > 1:
+                log.info("%d folds to compute, on %s", len(todo), ex.describe())
+            computed = ex.map(fold_work(fold_fn, state, cfg, neural), todo)
+            stack.callback(computed.close)  # before the executor closes: its pool or tasks end first
+        for seed in seeds:
+            with _FoldStage(len(folds[seed]), seed=seed, protocol=protocol.name, **stage_data) as stage:
+                for i, res in saved[seed]:
+                    results[seed][i] = res
+                    stage.fold_done(folds[seed][i].name, seed, resumed=True)
+                for i, res in early[seed]:
+                    results[seed][i] = res
+                    stage.fold_done(folds[seed][i].name, seed, resumed=False)
+                while len(results[seed]) < len(folds[seed]):
+                    pos, (i, res) = next(computed)
+                    if todo[pos].seed != seed:  # a later seed's fold: reported in its own stage
+                        early[todo[pos].seed].append((i, res))
+                        continue
+                    results[seed][i] = res
+                    stage.fold_done(folds[seed][i].name, seed, resumed=False)
+    n_resumed = sum(len(v) for v in saved.values())
+    return [results[seed][i] for seed in seeds for i in range(len(folds[seed]))], n_resumed
 
 
 def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True,
-                   resume: str = "auto", table: Any = None) -> Any:
+                   resume: str = "auto", table: Any = None, executor: Any = None, address: str | None = None) -> Any:
     """Run ``config`` end to end with its task (``config.task``) and, when ``out_dir`` is given,
     write its report folder. Returns the task's result (``config``, ``predictions``,
     ``metrics``, ``out_dir``, ``skipped``, ``excluded``, and what the task adds).
@@ -319,22 +302,54 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None = None, 
     :mod:`mekit.events` and shown by whoever listens; ``progress`` is kept for callers that pass
     it and changes nothing. With an ``out_dir``, the run's log and those events are also written
     to ``out_dir/run.log``.
+
+    ``executor`` (``local``, ``processes``, ``ray``) and ``address`` (``HOST:PORT`` of a Ray
+    cluster) say where the folds run, replacing ``protocol.executor`` and ``protocol.address``;
+    an executor object (:func:`mekit.executors.get_executor`) is used as it is and left open for
+    its owner (a sweep runs many experiments on one cluster connection). Neither changes a result
+    nor the resume stamp.
     """
     out = Path(out_dir) if out_dir is not None else None
     check_resume_mode(resume)
+    config, executor = _where(config, executor, address)
     task = get_task(config.task)
     from mekit.evaluation.validate import validate_config
 
     validate_config(config)  # every free-form section against what it configures, before any work
+    if executor is None:
+        from mekit.executors import check_executor
+
+        check_executor(config.protocol.executor, config.protocol.address)
     settings = task.check(config)
     from mekit.evaluation.report import run_log
 
     # run_log creates the report folder first: an unusable one fails now, not after the training
     with run_log(out):
-        return _run(task, config, settings, out, resume, table)
+        return _run(task, config, settings, out, resume, table, executor)
 
 
-def _run(task: Any, cfg: ExperimentConfig, settings: Any, out_dir: Path | None, resume: str, table: Any) -> Any:
+def _where(config: ExperimentConfig, executor: Any, address: str | None) -> tuple[ExperimentConfig, Any]:
+    """The config saying where its folds run (an executor's name replaces ``protocol.executor``,
+    ``address`` replaces ``protocol.address``, so the resolved config records them; neither is in
+    the resume stamp) and the executor object to use (None: the one the config names)."""
+    import dataclasses
+
+    from mekit.executors import EXECUTORS
+
+    where: dict[str, Any] = {}
+    if isinstance(executor, str):
+        where["executor"], executor = executor, None
+    elif getattr(executor, "name", None) in EXECUTORS:
+        where.update(executor=executor.name, address=getattr(executor, "address", None))
+    if address is not None:
+        where["address"] = address
+    if where:
+        config = dataclasses.replace(config, protocol=dataclasses.replace(config.protocol, **where))
+    return config, executor
+
+
+def _run(task: Any, cfg: ExperimentConfig, settings: Any, out_dir: Path | None, resume: str, table: Any,
+         executor: Any = None) -> Any:
     from mekit.evaluation.protocols import get_protocol
     from mekit.evaluation.report import excluded_counts, excluded_rows
 
@@ -354,7 +369,7 @@ def _run(task: Any, cfg: ExperimentConfig, settings: Any, out_dir: Path | None, 
     discarded = prepare_resume(out_dir, cfg, table, resume, prepared.stamp_extra)
     protocol = get_protocol(cfg.protocol.name, **cfg.protocol.params)
     results, n_resumed = run_folds(protocol, usable, cfg, out_dir, task.fold, prepared.state, task.read_fold,
-                                   neural=task.neural(cfg), task=task.name)
+                                   neural=task.neural(cfg), executor=executor, task=task.name)
     result = task.summarise(cfg, settings, prepared, protocol, results)
     m = result.metrics
     # a resumed run's times cover this call only: folds_resumed says how many folds came from disk

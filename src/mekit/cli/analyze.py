@@ -11,7 +11,9 @@ from mekit.cli.main import app
 
 @app.command("analyze")
 def analyze_cmd(
-        input: str = typer.Argument(None, help="a video file (mp4, avi, mov, mkv) or a folder of frames"),
+        inputs: list[str] = typer.Argument(None, help="video files (mp4, avi, mov, mkv) or folders of frames; "
+                                                      "several are analysed one per unit of work, each into "
+                                                      "--out/<name>"),
         model: Path = typer.Option(None, "--model", "-m", help="classification bundle that labels each interval"),
         intensity: Path = typer.Option(None, "--intensity", help="intensity bundle that measures each interval"),
         out: Path = typer.Option(None, "--out", "-o", help="report folder (default analysis/<input name>)"),
@@ -28,24 +30,56 @@ def analyze_cmd(
         resume: bool = typer.Option(False, "--resume", help="continue the analysis interrupted in the --out folder "
                                                             "(same input and settings)"),
         video: bool = typer.Option(True, "--video/--no-video", help="write the annotated video (annotated.mp4)"),
+        executor: str = typer.Option(None, "--executor", help="where recordings are analysed, one per unit: local "
+                                                              "(here, one after another), processes or ray (one "
+                                                              "task per recording on a Ray cluster)"),
+        address: str = typer.Option(None, "--address", help="HOST:PORT of the Ray cluster for --executor ray "
+                                                            "(default $RAY_ADDRESS)"),
 ) -> None:
     """Spot micro- and macro-expressions in a recording, label and measure each, and write intervals.csv,
     frames.csv, annotated.mp4, megc_spotting.csv, timeline.png and analysis.json."""
-    from rich.console import Console
-
-    from mekit.analysis.analyze import analyze
-    from mekit.cli.render import show_progress
     from mekit.errors import DataError
 
-    if (input is None) == (camera is None):
+    if bool(inputs) == (camera is not None):
         raise DataError("give either INPUT (a video or a frame folder) or --camera N",
                         expected="`mekit analyze video.mp4 --model model.mekit` or `mekit analyze --camera 0`")
+    opts = dict(model=model, intensity=intensity, fps=fps, live=live, spotter=spotter, detector=detector,
+                max_frames=max_frames, device=device, resume=resume, video=video)
+    if camera is not None and (executor or address):
+        from mekit.errors import ConfigError
+
+        raise ConfigError("--executor/--address: a live camera is analysed here, as it streams; give recordings "
+                          "to analyse elsewhere")
+    if len(inputs or []) > 1 or executor or address:
+        return _batch(inputs, out, executor, address, opts)
+    from mekit.analysis.analyze import analyze
+    from mekit.cli.render import show_progress
+
+    input = inputs[0] if inputs else None
     name = f"camera{camera}" if camera is not None else Path(input).stem
     out_dir = out or Path("analysis") / name
     with show_progress():
-        res = analyze(input, out=out_dir, camera=camera, model=model, intensity=intensity, fps=fps, live=live,
-                      spotter=spotter, detector=detector, max_frames=max_frames, device=device, resume=resume,
-                      video=video)
+        res = analyze(input, out=out_dir, camera=camera, **opts)
+    _show(name, out_dir, res)
+
+
+def _batch(inputs: list[str], out: Path | None, executor: str | None, address: str | None, opts: dict) -> None:
+    """Several recordings: one report folder each under --out (default analysis/); one recording
+    on an executor: --out is its folder, as without one."""
+    from mekit.analysis.batch import analyze_batch
+    from mekit.cli.render import show_progress
+
+    one = [out or Path("analysis") / Path(inputs[0]).stem] if len(inputs) == 1 else None
+    with show_progress():
+        results = analyze_batch(inputs, out or Path("analysis"), folders=one, executor=executor or "local",
+                                address=address, **opts)
+    for res in results:
+        _show(res.out_dir.name, res.out_dir, res)
+
+
+def _show(name: str, out_dir: Path, res) -> None:
+    from rich.console import Console
+
     con = Console()
     s = res.summary
     if s.get("already_finished"):

@@ -30,7 +30,7 @@ def _options(version: bool = typer.Option(False, "--version", callback=_print_ve
 
 # Modules that add commands to `app` / `data_app` when imported.
 _COMMAND_MODULES = ("run", "data", "eda", "preprocess", "preview", "train", "predict", "models",
-                    "evaluate", "compare", "list", "doctor", "config_cmd", "analyze", "extract", "spotter",
+                    "evaluate", "compare", "sweep", "list", "doctor", "config_cmd", "analyze", "extract", "spotter",
                     "litmap", "app")
 for _m in _COMMAND_MODULES:
     try:

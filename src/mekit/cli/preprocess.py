@@ -26,6 +26,12 @@ def preprocess_cmd(
         "--config", help="YAML file of preprocessing settings (PreprocessConfig fields).")] = None,
     option: Annotated[list[str] | None, typer.Option(
         "--option", "-o", help="Extra loader option key=value (repeatable).")] = None,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="Where clips are computed: processes (the default: `workers` processes here), local "
+                           "(this process) or ray (one task per clip on a Ray cluster; the frames must be on a "
+                           "folder every machine mounts).")] = None,
+    address: Annotated[str | None, typer.Option(
+        "--address", help="HOST:PORT of the Ray cluster for --executor ray (default $RAY_ADDRESS).")] = None,
 ) -> None:
     """Preprocess every clip of a dataset into the cache and print what was done and where the time went."""
     from mekit.cli.common import parse_overrides
@@ -35,7 +41,8 @@ def preprocess_cmd(
 
     cfg = PreprocessConfig.from_yaml(config, parse_overrides(overrides))
     with show_progress():
-        result = preprocess(load_dataset(loader, root, **parse_overrides(option)), cfg)
+        result = preprocess(load_dataset(loader, root, **parse_overrides(option)), cfg, executor=executor,
+                            address=address)
     show_summary(result)
     s = result.summary()
     if s["clips"] and not s["done"]:  # nothing usable came out: a failure, whatever the reasons

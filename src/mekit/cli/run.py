@@ -17,9 +17,17 @@ _RESUME_HELP = ("reuse folds saved in the report folder by an earlier run: auto 
 _DEVICE_HELP = "where neural models train: auto, cpu, cuda, cuda:N or mps (sets compute.device)"
 
 
-def _with_device(overrides: list[str] | None, device: str | None) -> list[str]:
-    """--device is the override compute.device=..., replacing the config file's value."""
-    return [*(overrides or []), *([f"compute.device={device}"] if device else [])]
+_EXECUTOR_HELP = ("where folds run: local (this process), processes (protocol.workers worker processes; the "
+                  "default) or ray (tasks of a Ray cluster); never changes a result (sets protocol.executor)")
+_ADDRESS_HELP = "HOST:PORT of the Ray cluster for --executor ray (default $RAY_ADDRESS; sets protocol.address)"
+
+
+def _with_device(overrides: list[str] | None, device: str | None, executor: str | None = None,
+                 address: str | None = None) -> list[str]:
+    """--device, --executor and --address are the overrides compute.device=..., protocol.executor=...
+    and protocol.address=..., replacing the config file's values."""
+    extra = {"compute.device": device, "protocol.executor": executor, "protocol.address": address}
+    return [*(overrides or []), *(f"{k}={v}" for k, v in extra.items() if v)]
 
 
 def _run(config: Path | None, overrides: list[str] | None, out: Path | None, default_out: str,
@@ -64,9 +72,11 @@ def run(overrides: list[str] = typer.Argument(None, help="key=value overrides, e
         config: Path = typer.Option(None, "--config", "-c", help="experiment YAML (default: the synthetic demo)"),
         out: Path = typer.Option(None, "--out", "-o", help="report folder (default runs/<name>)"),
         resume: str = typer.Option("auto", "--resume", help=_RESUME_HELP),
-        device: str = typer.Option(None, "--device", help=_DEVICE_HELP)) -> None:
+        device: str = typer.Option(None, "--device", help=_DEVICE_HELP),
+        executor: str = typer.Option(None, "--executor", help=_EXECUTOR_HELP),
+        address: str = typer.Option(None, "--address", help=_ADDRESS_HELP)) -> None:
     """Run the main job: a complete experiment on the built-in synthetic corpus, with its report."""
-    _run(config, _with_device(overrides, device), out, "runs", resume)
+    _run(config, _with_device(overrides, device, executor, address), out, "runs", resume)
 
 
 @app.command()
@@ -74,6 +84,8 @@ def evaluate(overrides: list[str] = typer.Argument(None, help="key=value overrid
              config: Path = typer.Option(..., "--config", "-c", help="experiment YAML (see configs/)"),
              out: Path = typer.Option(None, "--out", "-o", help="report folder (default runs/<name>)"),
              resume: str = typer.Option("auto", "--resume", help=_RESUME_HELP),
-             device: str = typer.Option(None, "--device", help=_DEVICE_HELP)) -> None:
+             device: str = typer.Option(None, "--device", help=_DEVICE_HELP),
+             executor: str = typer.Option(None, "--executor", help=_EXECUTOR_HELP),
+             address: str = typer.Option(None, "--address", help=_ADDRESS_HELP)) -> None:
     """Run an evaluation protocol from a config and write its report folder."""
-    _run(config, _with_device(overrides, device), out, "runs", resume)
+    _run(config, _with_device(overrides, device, executor, address), out, "runs", resume)

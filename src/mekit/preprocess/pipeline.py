@@ -963,7 +963,7 @@ def _on_clip_done(meta: dict[str, Any]) -> None:
 
 
 def preprocess(table: Any, config: PreprocessConfig | Mapping[str, Any] | None = None,
-               progress: bool = True) -> PreprocessResult:
+               progress: bool = True, executor: Any = None, address: str | None = None) -> PreprocessResult:
     """Align, spot, compute flow/strain and sample frames for every clip of ``table``; cached.
 
     ``config`` is a :class:`PreprocessConfig` or a mapping of its fields. Clips that fail are
@@ -978,14 +978,39 @@ def preprocess(table: Any, config: PreprocessConfig | Mapping[str, Any] | None =
     view of that result: no clip is decoded, looked up in the cache or fingerprinted again (the
     view reads its entries when indexed, like any result). Anything else runs as it does outside
     one.
+
+    ``executor`` says where the clips the cache lacks are computed: ``processes`` (the default:
+    ``workers`` worker processes here), ``local`` (this process) or ``ray`` (one task per clip on
+    the Ray cluster at ``address``, default ``$RAY_ADDRESS``; see :mod:`mekit.executors`), or an
+    executor object. A clip computed elsewhere sends its cache entries back and they are written
+    into this machine's cache, so the result is the same wherever a clip ran (the clips' frames
+    must be readable there: a folder every machine mounts).
     """
     cfg = _as_config(config)
     view = _served(table, cfg)
     if view is not None:
         return view
-    run = _Pass(table, cfg)
-    run.compute()
+    with _executor(executor, address) as ex:
+        run = _Pass(table, cfg)
+        run.compute(executor=ex)
     return run.result()
+
+
+@contextlib.contextmanager
+def _executor(executor: Any, address: str | None) -> Iterator[Any]:
+    """``None``, ``"local"`` and ``"processes"`` (this module's own pool) as they are; any other
+    name as the executor registered under it (:func:`mekit.executors.get_executor`, named by a
+    string: executors sit above this layer), closed afterwards; an executor object as it is."""
+    if executor is not None and not isinstance(executor, str):
+        yield executor
+        return
+    if executor in (None, "local", "processes") and not address:
+        yield executor
+        return
+    from mekit.registry import resolve
+
+    with resolve("mekit.executors:get_executor")(executor, address=address) as ex:
+        yield ex
 
 
 def _as_config(config: PreprocessConfig | Mapping[str, Any] | None) -> PreprocessConfig:
@@ -1046,13 +1071,15 @@ class _Pass:
         self.timings["read"] += time.perf_counter() - t0
         self.elapsed = time.perf_counter() - t_start
 
-    def compute(self, stage: events.Stage | None = None) -> None:
+    def compute(self, stage: events.Stage | None = None, executor: Any = None) -> None:
         """Compute the clips the cache lacks, each reported to ``stage`` (default: a
-        ``preprocess`` stage of this pass alone, opened only when there is work)."""
+        ``preprocess`` stage of this pass alone, opened only when there is work), on
+        ``executor`` (None or ``"processes"``: this module's pool; see :func:`preprocess`)."""
         t0 = time.perf_counter()
         if self.todo:
             _check_writable(self.cache.root)
-            _run(self.todo, self.cfg, self.keys, self.cache, self.meta, self.skipped, self.timings, stage)
+            _run(self.todo, self.cfg, self.keys, self.cache, self.meta, self.skipped, self.timings, stage,
+                 executor)
         self.elapsed += time.perf_counter() - t0
 
     def result(self) -> PreprocessResult:
@@ -1262,10 +1289,12 @@ def _check_runtime(cfg: PreprocessConfig) -> None:
 
 def _run(todo: list[dict[str, Any]], cfg: PreprocessConfig, keys: dict[str, dict[str, str]], cache: Cache,
          meta: dict[str, dict[str, Any]], skipped: dict[str, str], timings: dict[str, float],
-         stage: events.Stage | None = None) -> None:
+         stage: events.Stage | None = None, executor: Any = None) -> None:
     cfg_dict = cfg.to_dict()
     tasks = [(row, cfg_dict, keys[row["sample_id"]], str(cache.root), cache.fsync) for row in todo]
-    n_workers = min(cfg.n_workers, len(tasks))
+    where = getattr(executor, "name", executor)
+    elsewhere = where not in (None, "local", "processes")  # an executor object of another kind (ray)
+    n_workers = 1 if elsewhere or where == "local" else min(cfg.n_workers, len(tasks))
     if n_workers > 1 and _needs_mediapipe(cfg):
         from mekit.preprocess.face import mediapipe_started
 
@@ -1301,7 +1330,11 @@ def _run(todo: list[dict[str, Any]], cfg: PreprocessConfig, keys: dict[str, dict
     own = events.Stage("preprocess", total=len(tasks), cached=len(meta)) if stage is None else None
     with (own if own is not None else contextlib.nullcontext(stage)) as stage:
         try:
-            if pool is not None:
+            if elsewhere:  # clip paths made absolute: a worker runs in a folder of its own
+                tasks = [({**t[0], "path": os.path.abspath(t[0]["path"])} if isinstance(t[0].get("path"), str)
+                          else t[0], *t[1:]) for t in tasks]
+                results = (res for _, res in executor.map(_clip_work(), tasks))
+            elif pool is not None:
                 results = _watched(pool, tasks, cfg.worker_timeout)
             else:
                 results = map(_process_clip, tasks)
@@ -1322,6 +1355,40 @@ def _run(todo: list[dict[str, Any]], cfg: PreprocessConfig, keys: dict[str, dict
                 pool.join()
             else:
                 _close_state()
+
+
+def _clip_unit(task: tuple, state: Any = None) -> dict[str, Any]:
+    """One clip as an executor's unit (:func:`_process_clip`; clips share no state)."""
+    return _process_clip(task)
+
+
+def _clip_root(task: tuple) -> str:
+    """The folder a clip writes to: the cache's root."""
+    return task[3]
+
+
+def _clip_at(task: tuple, folder: Path) -> tuple:
+    """The clip writing its cache entries under ``folder`` (an executor's scratch folder) instead."""
+    row, cfg_dict, keys, _, fsync = task
+    return row, cfg_dict, keys, str(folder), fsync
+
+
+def _clip_entries(task: tuple) -> list[str]:
+    """The cache entries a clip may reuse (its stages' entries, where they exist), relative to
+    the cache's root: sent with a clip computed elsewhere, so a cached alignment is not redone."""
+    from mekit.preprocess.cache import sample_filename
+
+    row, _, keys, _, _ = task
+    return [f"{stage}/{key}/{sample_filename(row['sample_id'])}" for stage, key in keys.items()]
+
+
+def _clip_work() -> Any:
+    """The clips as a unit of work of :mod:`mekit.executors` (named by a string: it sits above
+    this layer)."""
+    from mekit.registry import resolve
+
+    return resolve("mekit.executors.base:Work")(_clip_unit, None, folder=_clip_root, relocate=_clip_at,
+                                                  inputs=_clip_entries, what="clip")
 
 
 def _watched(pool: Any, tasks: list[tuple], timeout: float) -> Iterator[dict[str, Any]]:
