@@ -196,8 +196,12 @@ def frozen_cnn_features(table, preprocess: dict, progress: bool = True, backbone
     from mekit.models.efficientnet import frozen_features
     from mekit.preprocess.cache import Cache, param_key
 
+    from mekit.config import HOW_PREPROCESS
+
+    # the preprocessing settings that change the crops (not workers or cache paths), as plain data
+    prep = {k: v for k, v in dict(preprocess or {}).items() if k not in HOW_PREPROCESS}
     params = {"backbone": backbone, "weights": weights, "which": which, "size": size, "crop_size": crop_size,
-              "preprocess": preprocess}
+              "preprocess": prep}
     key = param_key("frozen_cnn", params)
     # Honour the preprocessing cache switch: one-off inputs (mekit predict) name files, not
     # stable clips, and must not reuse another file's embedding under the same sample id.
