@@ -48,7 +48,8 @@ RUNS_DIR = REPO / "runs" / "casme2"
 # Figures of the reference floor (TV-L1 onset->apex flow at 128 px, HOOF 5x5 + mean strain per
 # cell, balanced logistic regression with C by inner grouped CV), measured outside mekit.
 FLOOR = {"3": {"uf1": 0.854, "uar": 0.858}, "5": {"uf1": 0.650, "uar": 0.666}}
-TARGET = {"3": 0.90, "5": 0.75}
+#: the targets: UF1 of the nested rows (no selection effect), 3- and 5-class
+TARGET = {"3": 0.90, "5": 0.78}
 # Published CASME II 4-class ResNet-18 flow-image baseline, random 75/25 split (leaky).
 PUBLISHED_4CLASS = {"accuracy": 0.686, "weighted_f1": 0.639}
 
@@ -100,6 +101,11 @@ def runs() -> list[Run]:
         cfg, deep = f"casme2_{cls}class_loso.yaml", f"casme2_{cls}class_ststnet.yaml"
         p = f"{cls}c_"
         out += [
+            Run(p + "nested", f"casme2_{cls}class_nested.yaml", {},
+                "NESTED: per outer fold, the best of 7 recipes + a weighted in-fold ensemble by inner 5-fold "
+                "subject-grouped CV on the training subjects [honest default]", quick=True,
+                note="no selection on the test folds among its candidates; the candidate list itself was written "
+                     "after the rows below were seen (see the config's header)"),
             Run(p + "default", cfg, {}, "flow_descriptors (HOOF 5x5 + strain, mean-speed normalised, sqrt), "
                 "spotted apex + logreg [" + BEST + "]", quick=True,
                 note="selected among the desc_* variants by the mean of its 3- and 5-class LOSO UF1 "
@@ -244,6 +250,25 @@ def _row(run: Run, m: dict[str, Any], wall: float) -> dict[str, Any]:
             "seeds": m.get("seeds"), "wall_s": round(wall, 1)}
 
 
+def adopt(run: Run, root: Path, folder: Path) -> dict[str, Any]:
+    """Take a finished ``mekit run`` folder as ``run``'s row when its config is this row's config
+    (its name and data.root aside): the figures are the ones that run measured, the wall time its
+    own ``timing_s.total``. Refused (SystemExit naming the difference) otherwise."""
+    from mekit.config import load_config
+
+    mine = _resolve_config(run, root)
+    theirs = load_config(folder / "config.resolved.yaml", {"name": mine.name, "data.root": mine.data.root})
+    if theirs.results_yaml() != mine.results_yaml():
+        raise SystemExit(f"--adopt {run.name}={folder}: that run's config differs from the row's config")
+    m = json.loads((folder / "metrics.json").read_text())
+    row = _row(run, m, float(m["timing_s"]["total"]))
+    out = RUNS_DIR / run.name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmark.json").write_text(json.dumps({"config": mine.results_yaml(), "row": row,
+                                                    "adopted_from": str(folder)}, indent=2, default=str))
+    return row
+
+
 def run_one(run: Run, root: Path, rerun: bool, warmed: set[str]) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
@@ -303,6 +328,13 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
     by = _by_name(rows)
     out = []
     for cls in ("3", "5"):
+        n = by.get(f"{cls}c_nested")
+        if n:
+            met = "met" if n["uf1"] >= TARGET[cls] else "missed"
+            out.append(f"- {cls}-class NESTED selection (configs/casme2_{cls}class_nested.yaml, no selection on the "
+                       f"test folds among its recipes): UF1 {n['uf1']:.3f}, UAR {n['uar']:.3f} against the target "
+                       f"{TARGET[cls]:.2f}: **{met}** ({n['uf1'] - TARGET[cls]:+.3f}).")
+    for cls in ("3", "5"):
         d, f = by.get(f"{cls}c_default"), by.get(f"{cls}c_hoof_logreg")
         if f:
             out.append(f"- {cls}-class floor recipe in mekit: UF1 {f['uf1']:.3f}, UAR {f['uar']:.3f} "
@@ -310,8 +342,9 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
                        f"difference {f['uf1'] - FLOOR[cls]['uf1']:+.3f}).")
         if d:
             met = "met" if d["uf1"] >= TARGET[cls] else "missed"
-            out.append(f"- {cls}-class default config: UF1 {d['uf1']:.3f} against the target "
-                       f"{TARGET[cls]:.2f}: **{met}** ({d['uf1'] - TARGET[cls]:+.3f}).")
+            out.append(f"- {cls}-class former default config, chosen on these test folds (selection effect): UF1 "
+                       f"{d['uf1']:.3f} ({d['uf1'] - TARGET[cls]:+.3f} against the target {TARGET[cls]:.2f}; "
+                       f"not counted as {met}).")
     for cls in ("3", "5"):
         st = by.get(f"{cls}c_ststnet")
         if st:
@@ -357,6 +390,13 @@ def write_results(rows: list[dict[str, Any]], root: Path, not_run: list[Run] = (
         "the intervals). Rows marked LEAKY use a sample-level random split (the same people in training and "
         "test) only to compare with a published number obtained that way.",
         "",
+        "**Nested rows.** The rows `3c_nested` and `5c_nested` (configs/casme2_*class_nested.yaml) remove that "
+        "selection: in every outer LOSO fold an inner 5-fold subject-grouped CV on the fold's training subjects "
+        "alone scores each candidate recipe, and only the winner is refitted and predicts the held-out subject "
+        "(each run's report.md lists the recipe every fold chose). They are the figures to quote and the ones "
+        "judged against the targets. What remains: the candidate list was written after the other rows had "
+        "been seen, so the pool it draws from is not blind to these subjects.",
+        "",
     ]
     summ = summary_lines(rows)
     body = table_lines(rows)
@@ -377,6 +417,8 @@ def main() -> None:
     ap.add_argument("--rerun", action="store_true", help="run again even where a finished run exists")
     ap.add_argument("--heavy", action="store_true", help="include the runs marked heavy (hours on a CPU)")
     ap.add_argument("--list", action="store_true", help="list the runs and exit")
+    ap.add_argument("--adopt", action="append", default=[], metavar="RUN=FOLDER",
+                    help="take a finished `mekit run` folder of the same config as that row (repeatable)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     todo = runs()
@@ -400,6 +442,13 @@ def main() -> None:
         print(f"CASME II not found at {args.root} (licensed data is never shipped with mekit): skipping "
               "the CASME II benchmarks.")
         return
+    known = {r.name: r for r in runs()}
+    for item in args.adopt:
+        name, _, folder = item.partition("=")
+        if name not in known or not folder:
+            raise SystemExit(f"--adopt {item!r}: expected RUN=FOLDER with RUN one of the runs (see --list)")
+        adopt(known[name], args.root, Path(folder))
+        todo = [r for r in todo if r.name != name]
     warmed: set[str] = set()
     failed = {}
     for r in todo:

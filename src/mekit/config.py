@@ -283,6 +283,8 @@ class ExperimentConfig:
             d["protocol"].pop(key, None)
         for key in HOW_PREPROCESS:
             d["preprocess"].pop(key, None)
+        if not d.get("search"):
+            d.pop("search", None)  # no search: the same text as before the key existed
         return yaml.safe_dump(d, sort_keys=False)
 
 
