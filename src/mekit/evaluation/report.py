@@ -62,8 +62,7 @@ def summarise(pred: pd.DataFrame, classes: list[str], protocol, cfg, selections:
                                "std": float(np.std([per_seed[s][k] for s in per_seed], ddof=1))}
                            for k in ("accuracy", "uf1", "uar", "weighted_f1")}
     m["per_subject"] = breakdown(first, "subject", classes)
-    if first["dataset"].nunique() > 1:
-        m["per_dataset"] = breakdown(first, "dataset", classes)
+    m.update(corpus_results(pred, classes, protocol))
     if m["n_subjects"] >= 3 and not protocol.leaky:
         m["bootstrap_ci95"] = subject_bootstrap(first, classes, n_boot=1000, seed=0)
     m["model_selection"] = SELECTION_STATEMENT_LEAKY if protocol.leaky else SELECTION_STATEMENT
@@ -192,6 +191,149 @@ def nested_lines(selections: list[dict]) -> list[str]:
     return out
 
 
+# -- per corpus: the MEGC 2019 composite as the challenge reports it ------------------------------
+#: the composite's corpora in the challenge's table order, with the names its tables print
+MEGC2019_CORPORA: dict[str, str] = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
+#: how each corpus names its subjects in the composite, for a flow-image set whose rows carry no
+#: corpus (STSTNet's leave-one-subject-out folders): SMIC s1..s20, CASME II sub01..sub26, SAMM 006..037
+_MEGC2019_SUBJECT_NAMES = (("casme2", r"sub\d{2}"), ("smic", r"s\d{1,2}"), ("samm", r"\d{3}"))
+
+
+def _corpus_key(name: str) -> str:
+    """The composite's key of a corpus as a table or a CSV spells it ('CASME II', 'casme_ii',
+    'SMIC-HS' -> casme2, smic); any other name as it is."""
+    import re
+
+    from mekit.data.megc import PARTS
+
+    norm = re.sub(r"[^0-9a-z]", "", str(name).lower())
+    for key, names in PARTS.items():
+        if norm in {re.sub(r"[^0-9a-z]", "", n.lower()) for n in (key, *names)}:
+            return key
+    return str(name)
+
+
+def corpus_of(pred: pd.DataFrame, megc_names: bool = False) -> tuple[pd.Series, str]:
+    """The corpus of each prediction row, and how it was found (for the report).
+
+    A frames table (the ``megc2019`` loader) keeps the corpus in the ``dataset`` column. A
+    flow-image set has one dataset (``flow_images``) and the corpus of its CSV's dataset column in
+    the subject, ``flow_images/<corpus>/<subject>`` (the table's ``corpus`` column never reaches
+    the predictions; the qualified subject does). With ``megc_names``, a flow-image row without
+    a corpus (``flow_images/<subject>``) takes the corpus its subject's name has in the composite.
+    """
+    import re
+
+    corpus, how = [], set()
+    for d, s in zip(pred["dataset"].astype(str), pred["subject"].astype(str)):
+        parts = s.split("/")
+        if len(parts) >= 3 and parts[0] == d:
+            corpus.append(_corpus_key(parts[1]))
+            how.add(f"the subject ({d}/<corpus>/<subject>)")
+            continue
+        if megc_names and d == "flow_images" and len(parts) == 2:
+            hit = next((k for k, rx in _MEGC2019_SUBJECT_NAMES if re.fullmatch(rx, parts[1], re.I)), None)
+            if hit:
+                corpus.append(hit)
+                how.add("the subject's name (sub01: CASME II, s01: SMIC, 006: SAMM; the set carries no corpus)")
+                continue
+        corpus.append(_corpus_key(d))
+        how.add("the dataset column")
+    return pd.Series(corpus, index=pred.index, name="corpus"), "; ".join(sorted(how))
+
+
+def _corpus_scores(pred: pd.DataFrame, classes: list[str], seeds: list, n_boot: int) -> dict[str, Any]:
+    """UF1/UAR/accuracy of one corpus pooled over its folds (first seed), its subject-bootstrap
+    95% intervals (3 subjects or more) and the mean ± std over seeds (several seeds)."""
+    first = pred.loc[pred["seed"] == seeds[0]]
+    m = classification_metrics(first["true"], first["pred"], classes)
+    out: dict[str, Any] = {"n": m["n_samples"], "subjects": int(first["subject"].nunique()), "uf1": m["uf1"],
+                           "uar": m["uar"], "accuracy": m["accuracy"]}
+    if out["subjects"] >= 3:
+        ci = subject_bootstrap(first, classes, n_boot=n_boot, seed=0)
+        out["ci95"] = {"uf1": ci["uf1"], "uar": ci["uar"]}
+    if len(seeds) > 1:
+        per = [classification_metrics(pred.loc[pred["seed"] == s, "true"], pred.loc[pred["seed"] == s, "pred"],
+                                      classes) for s in seeds]
+        out["over_seeds"] = {k: {"mean": float(np.mean([p[k] for p in per])),
+                                 "std": float(np.std([p[k] for p in per], ddof=1))} for k in ("uf1", "uar")}
+    return out
+
+
+def corpus_results(pred: pd.DataFrame, classes: list[str], protocol, n_boot: int = 1000) -> dict[str, Any]:
+    """The per-corpus part of metrics.json.
+
+    ``per_dataset``: UF1/UAR/accuracy per corpus (first seed) whenever the predictions span
+    several corpora, found by :func:`corpus_of` (a flow-image set's corpora too). ``megc2019``,
+    for the ``megc2019`` protocol (also as a nested run's outer protocol): the challenge's table,
+    ``per_corpus`` with ``all`` (every prediction pooled: the composite's "Full" row when all three
+    corpora are present) then SMIC, CASME II and SAMM as present, each with subject-bootstrap
+    intervals and seeds' mean ± std; ``absent`` (composite corpora with no prediction),
+    ``other`` (corpora outside the composite), ``complete`` and ``corpus_from``.
+    """
+    outer = getattr(protocol, "outer", None)
+    megc = protocol.name == "megc2019" or getattr(outer, "name", "") == "megc2019"
+    seeds = sorted(pred["seed"].unique())
+    corpus, how = corpus_of(pred, megc_names=megc)
+    out: dict[str, Any] = {}
+    first = pred.loc[pred["seed"] == seeds[0]].assign(corpus=corpus)
+    if first["corpus"].nunique() > 1:
+        out["per_dataset"] = breakdown(first, "corpus", classes)
+    if megc:
+        tagged = pred.assign(corpus=corpus)
+        present = set(tagged["corpus"])
+        rows = {"all": _corpus_scores(tagged, classes, seeds, n_boot)}
+        others = sorted(present - set(MEGC2019_CORPORA))
+        for key in [k for k in MEGC2019_CORPORA if k in present] + others:
+            rows[key] = _corpus_scores(tagged.loc[tagged["corpus"] == key], classes, seeds, n_boot)
+        absent = [k for k in MEGC2019_CORPORA if k not in present]
+        out["megc2019"] = {"per_corpus": rows, "absent": absent, "other": others,
+                           "complete": not absent and not others, "corpus_from": how}
+    return out
+
+
+def corpus_lines(m: dict) -> list[str]:
+    """report.md's per-corpus table: the MEGC 2019 one (every composite corpus, absent ones
+    said so) for that protocol, else the plain one when several corpora were predicted."""
+    meg = m.get("megc2019")
+    if not meg:
+        if "per_dataset" not in m:
+            return []
+        lines = ["", "| corpus | n | UF1 | UAR | accuracy |", "|---|---|---|---|---|"]
+        for d, v in m["per_dataset"].items():
+            lines.append(f"| {d} | {v['n']} | {v['uf1']:.3f} | {v['uar']:.3f} | {v['accuracy']:.3f} |")
+        return lines
+
+    def cell(v: dict, key: str) -> str:
+        ci = (v.get("ci95") or {}).get(key)
+        return f"{v[key]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+    rows, seeds = meg["per_corpus"], any("over_seeds" in v for v in meg["per_corpus"].values())
+    names = {**MEGC2019_CORPORA, "all": "all (the composite)" if meg["complete"] else "all present"}
+    head = "| corpus | clips | subjects | UF1 [95% CI] | UAR [95% CI] | accuracy |" + (" seeds: UF1 mean ± std |"
+                                                                                     if seeds else "")
+    lines = ["", "**MEGC 2019 results, overall and per corpus**, as the challenge reports them: UF1 and UAR "
+                 "pooled over the folds, over all clips and within each corpus; 95% subject-bootstrap "
+                 f"intervals. Corpus of each clip from {meg['corpus_from']}.", ""]
+    if not meg["complete"]:
+        missing = ", ".join(MEGC2019_CORPORA[k] for k in meg["absent"])
+        extra = ", ".join(meg["other"])
+        lines += [f"> **Not the MEGC 2019 composite**: {'absent: ' + missing if missing else ''}"
+                  f"{'; ' if missing and extra else ''}{'outside the composite: ' + extra if extra else ''}. "
+                  "The 'all present' row is not comparable with the challenge's composite (Full) figures.", ""]
+    lines += [head, "|---|---|---|---|---|---|" + ("---|" if seeds else "")]
+    for key in ["all", *MEGC2019_CORPORA, *meg["other"]]:  # the challenge's order, absent corpora in place
+        v = rows.get(key)
+        if v is None:
+            lines.append(f"| {names[key]} | absent | - | - | - | - |" + (" - |" if seeds else ""))
+            continue
+        sd = v.get("over_seeds", {}).get("uf1")
+        lines.append(f"| {names.get(key, key)} | {v['n']} | {v['subjects']} | {cell(v, 'uf1')} | {cell(v, 'uar')} | "
+                     f"{v['accuracy']:.3f} |" + ((f" {sd['mean']:.3f} ± {sd['std']:.3f} |" if sd else " - |")
+                                                 if seeds else ""))
+    return lines
+
+
 def markdown(m: dict, cfg) -> str:
     c = m["classes"]
     lines = [f"# {cfg.name}", ""]
@@ -225,10 +367,7 @@ def markdown(m: dict, cfg) -> str:
     for k in c:
         pc = m["per_class"][k]
         lines.append(f"| {k} | {pc['precision']:.3f} | {pc['recall']:.3f} | {pc['f1']:.3f} | {pc['support']} |")
-    if "per_dataset" in m:
-        lines += ["", "| corpus | n | UF1 | UAR | accuracy |", "|---|---|---|---|---|"]
-        for d, v in m["per_dataset"].items():
-            lines.append(f"| {d} | {v['n']} | {v['uf1']:.3f} | {v['uar']:.3f} | {v['accuracy']:.3f} |")
+    lines += corpus_lines(m)
     lines += ["", f"**Model selection.** {m['model_selection']}"]
     summ = m.get("selection_summary")
     if summ:
