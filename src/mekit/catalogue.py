@@ -173,6 +173,12 @@ def _classifiers() -> list[Entry]:
              "grid": _plain(CLASSIFIERS.meta(n).get("grid", {}))} for n in CLASSIFIERS.names()]
 
 
+def _combiners() -> list[Entry]:
+    from mekit.models.ensemble import COMBINERS
+
+    return _simple(COMBINERS)
+
+
 def _samplers() -> list[Entry]:
     from mekit.imbalance import SAMPLERS
 
@@ -254,6 +260,7 @@ SECTIONS: dict[str, tuple[Callable[[], list[Entry]], str]] = {
     "model_inputs": (_model_inputs, "model input builders, by input kind"),
     "models": (_models, "neural models (model.name) with the input each expects"),
     "classifiers": (_classifiers, "classical classifiers (model.name, with features.name)"),
+    "ensemble_combiners": (_combiners, "late-fusion combiners of model.name: ensemble (model.params.combine)"),
     "samplers": (_samplers, "class-imbalance samplers (imbalance.sampler)"),
     "losses": (_losses, "training losses (imbalance.loss)"),
     "protocols": (_protocols, "evaluation protocols (protocol.name)"),
