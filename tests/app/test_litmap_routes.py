@@ -3,11 +3,10 @@ mapping job whose figures and tables the page can fetch."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-WRITE = {"X-Mekit": "1"}
+from .helpers import WRITE, wait_job
+
 BIB = ("@article{a, title={Optical flow for micro-expressions}, year={2019}, keywords={optical flow; apex frame}}\n"
        "@article{b, title={Apex frames and optical flow}, year={2020}, keywords={optical flow; apex frame; CNN}}\n"
        "@article{c, title={Graphs of action units}, year={2021}, keywords={action units; graph network; CNN}}\n"
@@ -75,23 +74,13 @@ def test_run_is_checked_before_a_job_starts(client, tmp_path):
     assert r.status_code == 403
 
 
-def _wait(client, job_id: str, timeout: float = 120.0) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if job["state"] in ("done", "failed", "cancelled"):
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
-
-
 @pytest.mark.slow
 def test_a_mapping_job_on_uploaded_files(client):
     path = _upload(client, "refs.bib", BIB.encode()).json()["path"]
     r = client.post("/api/litmap/run", headers=WRITE,
                     json={"files": [path], "options": {"extractor": "none", "min_freq": "2", "label_top": "5"}})
     assert r.status_code == 200, r.text
-    job = _wait(client, r.json()["id"])
+    job = wait_job(client, r.json()["id"], timeout=120.0)
     assert job["state"] == "done", job.get("error")
     res = job["result"]
     assert res["n_records"] == 4 and res["issues"]["malformed"] == 1
