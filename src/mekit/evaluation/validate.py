@@ -283,7 +283,9 @@ def resolved_config(cfg: ExperimentConfig) -> dict[str, Any]:
     from mekit.engine.factory import input_name, is_neural
 
     neural = is_neural(cfg.model.name)
-    if cfg.search or cfg.model.name == "ensemble":
+    from mekit.models.ensemble import ENSEMBLE
+
+    if cfg.search or cfg.model.name == ENSEMBLE:
         return d  # each candidate or member is resolved when it runs (mekit.tasks.recipes)
     if cfg.task == "classification":
         from mekit.features import get_extractor, get_input_builder

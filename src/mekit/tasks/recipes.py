@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from mekit.config import ExperimentConfig, from_dict, set_dotted
+from mekit.config import ExperimentConfig, FeatureConfig, from_dict, set_dotted, to_plain
 from mekit.errors import ConfigError, DataError
 from mekit.models.ensemble import COMBINERS, ENSEMBLE, make_combiner, pooled_uf1
 
@@ -96,13 +96,11 @@ def derive(cfg: ExperimentConfig, spec: Any, where: str) -> tuple[str, Experimen
     raw["search"] = []
     gives = {str(k).split(".")[0] for k in spec}
     gives_params = any(str(k) in ("model", "model.params") or str(k).startswith("model.params.") for k in spec)
-    new_model = spec.get("model.name", (spec.get("model") or {}).get("name") if isinstance(spec.get("model"),
-                                                                                               dict) else None)
-    if new_model is not None and new_model != cfg.model.name and not gives_params:
-        raw["model"]["params"] = {}
     for k, v in spec.items():
         set_dotted(raw, str(k), v)
-    model_name = raw["model"]["name"] if isinstance(raw.get("model"), dict) else None
+    model_name = raw["model"].get("name") if isinstance(raw.get("model"), dict) else None
+    if model_name != cfg.model.name and not gives_params:
+        raw["model"]["params"] = {}
     if "features" not in gives and isinstance(model_name, str) and model_name != ENSEMBLE:
         from mekit.features import INPUTS
 
@@ -115,13 +113,8 @@ def derive(cfg: ExperimentConfig, spec: Any, where: str) -> tuple[str, Experimen
             known = ", ".join([*CLASSIFIERS.names(), *MODELS.names(), ENSEMBLE])
             raise ConfigError(f"{where}.model.name: unknown model {model_name!r}; expected one of: {known}") from None
         if neural and raw["features"]["name"] not in INPUTS:
-            raw["features"] = {"name": "hoof", "params": {}}  # the default: a network reads its own input
-    try:
-        out = from_dict(ExperimentConfig, raw, where)
-    except ConfigError as e:
-        raise ConfigError(str(e).replace(f"{where}.", f"{where}: ", 1) if str(e).startswith(where) else
-                          f"{where}: {e}") from None
-    return label or _default_label(spec), out
+            raw["features"] = to_plain(FeatureConfig())  # the default: a network reads its own input
+    return label or _default_label(spec), from_dict(ExperimentConfig, raw, where)  # errors name where.<key>
 
 
 def _ensemble(cfg: ExperimentConfig, label: str, where: str, depth: int) -> Recipe:
