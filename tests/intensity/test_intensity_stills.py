@@ -200,3 +200,27 @@ def test_a_still_cnn_is_refused_on_clips():
                              "intensity": {"source": "facs"}})
     with pytest.raises(ConfigError, match="rates still images, and the dataset holds clips"):
         run_intensity(cfg, None, table=table)
+
+
+def test_within_each_class_the_ratings_are_scored_apart(stills_root, tmp_path):
+    out = tmp_path / "run"
+    m = run_intensity(_cfg(stills_root), out, progress=False).metrics
+    assert sorted(m["per_class"]) == ["happy", "surprise"]
+    assert sum(v["n"] for v in m["per_class"].values()) == 48
+    for v in m["per_class"].values():
+        assert v["spearman"] > 0.7, m["per_class"]
+    clips = pd.read_csv(out / "clips.csv")
+    assert set(clips["label"]) == {"happy", "surprise"}
+    assert "| happy | 24 |" in (out / "report.md").read_text()
+
+
+def test_per_class_metrics_tell_a_class_ranked_backwards():
+    from mekit.tasks.intensity import per_class_metrics
+
+    samples = pd.DataFrame({"sample_id": [f"s{i}" for i in range(8)],
+                            "target": [0.1, 0.4, 0.7, 0.9, 0.1, 0.4, 0.7, 0.9],
+                            "pred": [0.2, 0.3, 0.6, 0.8, 0.8, 0.6, 0.3, 0.2]})
+    labels = pd.Series(["a"] * 4 + ["b"] * 4, index=samples["sample_id"])
+    pc = per_class_metrics(samples, labels)
+    assert pc["a"]["spearman"] == pytest.approx(1.0) and pc["b"]["spearman"] == pytest.approx(-1.0)
+    assert per_class_metrics(samples, None) == {}

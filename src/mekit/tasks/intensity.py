@@ -338,6 +338,11 @@ class Intensity:
         selections = [r[1] for r in results]
         class_rows = [r[2] for r in results if len(r[2])]
         metrics, clip_table = summarise(predictions, cfg, s, protocol, selections, stills=prepared.state["stills"])
+        if not s.per_frame:
+            labels = prepared.state["df"]["label"] if "label" in prepared.state["df"].columns else None
+            metrics["per_class"] = per_class_metrics(clip_table, labels)
+            if metrics["per_class"]:
+                clip_table.insert(2, "label", clip_table["sample_id"].map(labels.astype(str)))
         if prepared.state["joint"] and class_rows:
             from mekit.evaluation.metrics import classification_metrics
 
@@ -503,6 +508,29 @@ def summarise(pred: pd.DataFrame, cfg: ExperimentConfig, s: IntensitySettings, p
     return m, clips
 
 
+def per_class_metrics(samples: pd.DataFrame, labels: pd.Series | None) -> dict[str, dict[str, Any]]:
+    """Regression metrics of per-sample targets (a rating per image or per clip) within each class
+    of ``labels`` (sample_id -> label), first seed only: does the model order the intensity of the
+    faces of one emotion, not only tell a strong emotion from a weak one. Empty where the table
+    has no labels. A class with fewer than 3 scored samples has NaN correlations."""
+    from mekit.intensity.metrics import regression_metrics
+
+    if labels is None:
+        return {}
+    lab = samples["sample_id"].map(labels)
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted({str(v) for v in lab.dropna()}):
+        part = samples[lab.astype(str) == name]
+        ok = np.isfinite(part["target"].to_numpy(np.float64)) & np.isfinite(part["pred"].to_numpy(np.float64))
+        if ok.sum() == 0:
+            continue
+        m = regression_metrics(part["target"][ok], part["pred"][ok])
+        if ok.sum() < 3:
+            m.update({k: float("nan") for k in ("pearson", "spearman", "ccc", "icc")})
+        out[name] = {k: m[k] for k in ("mae", "pearson", "spearman", "ccc", "n")}
+    return out
+
+
 def _features_text(cfg: ExperimentConfig, s: IntensitySettings, stills: bool) -> str | None:
     """What the model read, in words, for metrics.json and the report."""
     if stills and _still_net(cfg.model.name, s):
@@ -585,6 +613,13 @@ def intensity_markdown(m: dict[str, Any], cfg: ExperimentConfig, figures: list[s
         lines.append(f"| {names[k]} | {cell} |" + (f" {_fmt(ref.get(k))} |" if ref else ""))
     if not t["per_frame"]:
         lines.append("")  # a paragraph straight after a table would be read as one more row
+    if m.get("per_class"):
+        lines += [f"Within each class (the {unit}s of one label only, first seed): does the model rank the "
+                  "intensity of one emotion's faces, not only a strong emotion against a weak one.", "",
+                  f"| class | {unit}s | MAE | Pearson r | Spearman rho | Lin's CCC |", "|---|---|---|---|---|---|"]
+        lines += [f"| {k} | {v['n']} | {_fmt(v['mae'])} | {_fmt(v['pearson'])} | {_fmt(v['spearman'])} | "
+                  f"{_fmt(v['ccc'])} |" for k, v in m["per_class"].items()]
+        lines.append("")
     if t["per_frame"]:
         pc = m["per_clip"]
         lines += ["", "Frame-level metrics pool every frame of every held-out clip (first seed).", "",
