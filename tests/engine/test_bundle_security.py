@@ -615,11 +615,12 @@ def test_a_bundle_cannot_choose_where_mekit_writes(trained, tmp_path):
     meta["config"]["output"] = {"dir": str(evil / "out"), "mlflow": True, "mlflow_uri": str(evil / "mlruns"),
                                 "plots": True}
     meta["config"]["data"]["root"] = str(evil / "data")
-    meta["config"]["protocol"]["workers"] = 64
+    meta["config"]["protocol"].update({"workers": 64, "executor": "ray", "address": "10.0.0.9:6379"})
     bad = _write(tmp_path / "runtime.mekit", {**members, "meta.json": json.dumps(meta).encode()})
     b = load_bundle(bad)
     assert str(evil) not in json.dumps(b.meta)
     assert "workers" not in b.meta["preprocess"] and "output" not in b.meta["config"]
+    assert not {"workers", "executor", "address"} & set(b.meta["config"]["protocol"])
     predict(bad, image)  # an ad-hoc input: preprocessed in a temporary folder
     predict(bad, loader="synthetic", **SYNTH)  # a dataset: preprocessed into mekit's own cache
     assert not evil.exists()

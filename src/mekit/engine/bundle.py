@@ -179,9 +179,11 @@ def strip_runtime(meta: dict[str, Any]) -> dict[str, Any]:
 
     Dropped: the preprocessing runtime fields (:data:`PREPROCESS_RUNTIME_FIELDS`, in
     ``meta['preprocess']`` and ``meta['config']['preprocess']``), ``config.data.root``,
-    ``config.protocol.workers``, the whole ``config.output`` section (results folder,
-    MLflow URI) and the whole ``config.compute`` section (device, precision). Applied when a bundle is written and again when one is read, so a
-    hand-edited ``meta.json`` cannot choose where mekit writes.
+    ``config.protocol.workers``, ``config.protocol.executor`` and ``.address`` (where the folds
+    ran: a Ray cluster's address means nothing to whoever reads the bundle), the whole
+    ``config.output`` section (results folder, MLflow URI) and the whole ``config.compute``
+    section (device, precision). Applied when a bundle is written and again when one is read,
+    so a hand-edited ``meta.json`` cannot choose where mekit writes.
     """
     meta = copy.deepcopy(meta)
     if isinstance(meta.get("preprocess"), dict):
@@ -193,7 +195,8 @@ def strip_runtime(meta: dict[str, Any]) -> dict[str, Any]:
         if isinstance(cfg.get("data"), dict):
             cfg["data"].pop("root", None)
         if isinstance(cfg.get("protocol"), dict):
-            cfg["protocol"].pop("workers", None)
+            for key in ("workers", "executor", "address"):
+                cfg["protocol"].pop(key, None)
         cfg.pop("output", None)
         # the reading machine picks its own device (load_bundle's ``device``); where the model
         # was trained stays on record in meta['training']['selection']['compute']
