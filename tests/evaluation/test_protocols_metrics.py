@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from mekit.data.schema import SampleTable
-from mekit.errors import DataError
+from mekit.errors import ConfigError, DataError
 from mekit.evaluation.metrics import classification_metrics
 from mekit.evaluation.protocols import PROTOCOLS, Fold, Protocol, get_protocol
 
@@ -42,6 +42,16 @@ def test_lodo():
     t = _table(n_subj=3, datasets=("a", "b"))
     folds = get_protocol("lodo").folds(t)
     assert [f.test_group for f in folds] == ["a", "b"]
+
+
+def test_lodo_leaves_out_the_corpora_of_a_flow_image_set():
+    t = _table(n_subj=3, datasets=("flow_images",))
+    df = t.df.assign(corpus=["casme2" if s.endswith(("s0", "s1")) else "samm" for s in t.df["subject"]])
+    folds = get_protocol("lodo").folds(SampleTable(df))
+    assert [f.test_group for f in folds] == ["casme2", "samm"]
+    assert len(folds[0].test_ids) == 10 and len(folds[1].test_ids) == 5
+    with pytest.raises(ConfigError, match="at least two datasets"):
+        get_protocol("lodo").folds(t)
 
 
 def test_random_split_is_labelled_leaky():

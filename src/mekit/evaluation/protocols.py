@@ -80,10 +80,16 @@ class LODO(Protocol):
 
     def split(self, table, seed=0):
         df = table.df
-        if df["dataset"].nunique() < 2:
-            raise ConfigError("protocol lodo needs at least two datasets in the table")
-        return [Fold(f"lodo:{d}", _ids(df, df["dataset"] != d), _ids(df, df["dataset"] == d), d)
-                for d in sorted(df["dataset"].unique())]
+        col = "dataset"
+        # a flow-image set is one dataset whose rows keep their source corpus in the extra
+        # column ``corpus`` (mekit.data.flow_images): its corpora are the datasets left out
+        if df["dataset"].nunique() < 2 and "corpus" in df.columns and df["corpus"].nunique() >= 2:
+            col = "corpus"
+        if df[col].nunique() < 2:
+            raise ConfigError("protocol lodo needs at least two datasets in the table (column 'dataset', or "
+                              "'corpus' for a flow-image set)")
+        return [Fold(f"lodo:{d}", _ids(df, df[col] != d), _ids(df, df[col] == d), d)
+                for d in sorted(df[col].astype(str).unique())]
 
 
 @PROTOCOLS.register("group_kfold", help="subject-grouped k-fold (k=10 by default), stratified where possible")
