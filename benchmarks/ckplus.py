@@ -125,6 +125,9 @@ METHODS: tuple[Method, ...] = (
            quick=QUICK_NEURAL, group="search"),
     Method("best", "BEST: HOG (48 px, 4 px cells) + balanced linear SVM (configs/ckplus_7class_grouped.yaml)",
            "ckplus_7class_grouped.yaml", quick={"protocol.seeds": [0]}),
+    Method("nested", "NESTED: per outer fold the best of 4 HOG recipes (48 px, 4 or 6 px cells; linear SVM or "
+           "logreg, fixed C) by inner 5-fold subject-grouped CV on the training subjects "
+           "(configs/ckplus_7class_nested.yaml)", "ckplus_7class_nested.yaml", quick={"protocol.seeds": [0]}),
     Method("effnet_finetune", "EfficientNet-Lite0 fine-tuned from ImageNet (96 px)", "ckplus_effnet_finetune.yaml",
            quick=QUICK_NEURAL, group="finetune"),
 )
@@ -256,7 +259,10 @@ def results_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     target = 0.95
-    best = max(rows, key=lambda r: r["accuracy"], default=None)
+    # judged on the nested row where it ran (no choice among its recipes saw a held-out subject),
+    # else on the best row (a choice made on these folds)
+    nested = [r for r in rows if r["key"] == "nested" and not r.get("failed")]
+    best = nested[0] if nested else max(rows, key=lambda r: r["accuracy"], default=None)
     lines = [
         "# CK+48: 7 classes, subject-grouped 10-fold",
         "",
@@ -279,7 +285,8 @@ def results_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
         gap = best["accuracy"] - target
         verdict = (f"met (+{gap:.3f})" if gap >= 0 else
                    f"not met: the best accuracy, {best['accuracy']:.3f}, is {-gap:.3f} short")
-        lines += [f"Target accuracy >= {target} (seed-0 split): {verdict} ({best['label']}).", ""]
+        lines += [f"Target accuracy >= {target} (seed-0 split): {verdict} ({best['label']}"
+                  + (", no selection on the test folds among its recipes" if nested else ", the best row") + ").", ""]
     lines += [
         "Notes:",
         "",
