@@ -172,3 +172,36 @@ def test_a_network_candidate_reads_its_own_input():
     assert lr.cfg.features.name == "hoof" and lr.cfg.model.params["grid"] == {"C": [0.1, 10.0]}
     assert net.cfg.model.name == "ststnet" and net.cfg.model.params == {"epochs": 1}
     assert net.cfg.features.name == "hoof"  # the default: the network's own input (no extractor)
+
+
+def test_train_chooses_the_recipe_by_inner_cv_over_every_subject_and_bundles_it(tmp_path):
+    from mekit.engine.bundle import load_bundle
+    from mekit.engine.predict import predict, train_bundle
+
+    search = [{"label": "lr"}, {"label": "svm", "model.name": "svm", "model.params": {"C": 1.0}}]
+    path = train_bundle(cfg(**NESTED, search=search), tmp_path / "chosen.mekit", progress=False)
+    b = load_bundle(path)
+    rec = b.meta["training"]["recipe_selection"]
+    assert set(rec["inner_uf1"]) == {"lr", "svm"} and rec["inner_k"] == 3
+    best = max(rec["inner_uf1"].values())
+    assert rec["chosen"]["recipe"] == next(k for k, v in rec["inner_uf1"].items() if v == best)
+    # the bundle is exactly the winner trained alone: same config (no search, the outer protocol)
+    winner = {"lr": {}, "svm": {"model.name": "svm", "model.params": {"C": 1.0}}}[rec["chosen"]["recipe"]]
+    plain = load_bundle(train_bundle(cfg(**winner), tmp_path / "plain.mekit", progress=False))
+    assert not b.meta["config"].get("search") and b.meta["config"]["protocol"]["name"] == "loso"
+    assert b.meta["config"]["model"] == plain.meta["config"]["model"]
+    data = {"loader": "synthetic", **BASE["data.options"]}
+    a = predict(path, **data).sort_values("sample_id").reset_index(drop=True)
+    c = predict(tmp_path / "plain.mekit", **data).sort_values("sample_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, c)
+
+
+def test_train_refuses_a_search_with_an_ensemble_candidate_before_any_fit(tmp_path, monkeypatch):
+    import mekit.data as data_mod
+    from mekit.engine.predict import train_bundle
+
+    monkeypatch.setattr(data_mod, "load_dataset", lambda *a, **k: pytest.fail("loaded data before refusing"))
+    search = [{"label": "lr"}, {"label": "both", "model": {"name": "ensemble", "params": {
+        "members": [{"label": "a", "model.name": "logreg"}, {"label": "b", "model.name": "svm"}]}}}]
+    with pytest.raises(ConfigError, match=r"candidates \['both'\] are ensembles"):
+        train_bundle(cfg(**NESTED, search=search), tmp_path / "x.mekit", progress=False)

@@ -19,7 +19,9 @@ def train(overrides: list[str] = typer.Argument(None, help="key=value overrides,
     """Train on every subject of the config's dataset and write a .mekit bundle for `mekit predict`.
 
     Model selection is the model's own (inner subject-grouped CV or early stopping on an inner
-    validation split of subjects); `mekit evaluate` is how to estimate its accuracy on new subjects.
+    validation split of subjects); a config with `search` first chooses its recipe by an inner
+    subject-grouped CV over every subject. `mekit evaluate` is how to estimate its accuracy on new
+    subjects (for a search, the nested run of the same config).
     """
     from rich.console import Console
 
@@ -32,4 +34,6 @@ def train(overrides: list[str] = typer.Argument(None, help="key=value overrides,
 
     with show_progress():
         path = train_bundle(cfg, out or Path(f"{cfg.name}.mekit"))
-    Console().print(f"[bold]{cfg.name}[/]: {cfg.model.name} trained on all of {cfg.data.loader}; bundle: {path}")
+    what = (f"the best of {len(cfg.search)} search candidates by inner CV over every subject (its scores: "
+            "training.recipe_selection in the bundle's meta.json)" if cfg.search else cfg.model.name)
+    Console().print(f"[bold]{cfg.name}[/]: {what} trained on all of {cfg.data.loader}; bundle: {path}")

@@ -61,6 +61,8 @@ class FullFit:
     table: Any  # the labelled SampleTable it was trained on
     inputs: Any  # the FeatureSet it was trained on
     skipped: dict[str, str] = field(default_factory=dict)
+    #: the config the model was trained with: a search's chosen candidate, else the given one
+    config: Any = None
 
 
 def resolved_preprocess(preprocess: dict[str, Any]) -> dict[str, Any]:
@@ -106,11 +108,16 @@ def fit_full(config: ExperimentConfig, progress: bool = True) -> FullFit:
                           "intensity models are trained by mekit.intensity")
     from mekit.models.ensemble import ENSEMBLE
 
-    if cfg.search or cfg.model.name == ENSEMBLE:
-        # a bundle holds one model on one input; a search or an ensemble is evaluated by `mekit run`
-        what = "search (protocol nested)" if cfg.search else "model ensemble"
-        raise ConfigError(f"{what}: `mekit train` bundles one model; run the config with `mekit run` and train "
-                          "the recipe its report shows (the one most outer folds chose), or one member")
+    if cfg.model.name == ENSEMBLE:
+        # a bundle holds one model on one input; an ensemble is evaluated by `mekit evaluate`
+        raise ConfigError("model ensemble: `mekit train` bundles one model; evaluate the ensemble with `mekit "
+                          "evaluate`, or train one of its members")
+    recipe_selection = None
+    if cfg.search:
+        # a search is settled first, by the same inner CV a nested run makes in each outer fold,
+        # over every subject (the run's tasks layer does it: named by string, never imported here)
+        choose = _task_function("classification", "choose", "the config has a search")
+        cfg, recipe_selection = choose(cfg, progress)
     table = load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **cfg.data.options)
     scheme = getattr(table, "scheme", None)  # the label scheme the table was labelled with
     table = table.subset(table.df["label"].notna()) if len(table) else table
@@ -147,11 +154,12 @@ def fit_full(config: ExperimentConfig, progress: bool = True) -> FullFit:
             "sample_ids": list(usable.sample_ids),
             "skipped": dict(feats.skipped),
             "selection": dict(getattr(model, "selection_", {}) or {}),
+            **({"recipe_selection": recipe_selection} if recipe_selection else {}),
             "note": "trained on every subject of the dataset; its accuracy on new subjects is what "
                     "`mekit evaluate` estimates, not anything measured on the training data",
         },
     }
-    return FullFit(model, classes, meta, usable, feats, dict(feats.skipped))
+    return FullFit(model, classes, meta, usable, feats, dict(feats.skipped), cfg)
 
 
 def train_bundle(config: ExperimentConfig, out: str | Path, progress: bool = True) -> Path:
@@ -172,7 +180,7 @@ def train_bundle(config: ExperimentConfig, out: str | Path, progress: bool = Tru
         fit_intensity_bundle = _task_function("intensity", "fit", "config.task is 'intensity'")
         return Path(fit_intensity_bundle(config, out, progress))
     fit = fit_full(config, progress)
-    path = save_bundle(out, fit.model, config, fit.classes, fit.meta)
+    path = save_bundle(out, fit.model, fit.config, fit.classes, fit.meta)
     log.info("bundle written to %s", path)
     return path
 
@@ -497,6 +505,7 @@ def predict_table(bundle: Bundle, table: SampleTable, progress: bool = True,
 TASK_BUNDLES: dict[str, dict[str, str]] = {
     "intensity": {"fit": "mekit.tasks.intensity:fit_intensity_bundle",
                   "predict": "mekit.tasks.intensity:predict_curves"},
+    "classification": {"choose": "mekit.tasks.classification:choose_recipe"},
 }
 
 

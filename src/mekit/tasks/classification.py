@@ -67,6 +67,64 @@ def _fit_leaf(cfg: ExperimentConfig, feats: Any, tr: list[str], te: list[str], s
     return full, sel
 
 
+def choose_recipe(cfg: ExperimentConfig, progress: bool = False) -> tuple[ExperimentConfig, dict[str, Any]]:
+    """The candidate of ``cfg.search`` a final model (``mekit train``) uses, and the record of the choice.
+
+    The same choice a nested run makes inside each outer fold, made once over every labelled
+    subject of the dataset (a final model has no held-out subject): an inner subject-grouped CV
+    (``protocol.params.inner_k`` folds, 5 by default, shuffled with ``cfg.seed``) scores every
+    candidate by pooled UF1, ties going to the earlier one. How well the chosen recipe does on new
+    subjects is what the nested run of the same config estimates, not this inner score.
+
+    Returns the winner's config, with no ``search`` and the nested protocol's outer protocol, and
+    ``{"method", "chosen": {"recipe"}, "inner_uf1", "inner_k"}``.
+
+    Raises:
+        ConfigError: the config has no search, or a candidate is an ensemble (a bundle holds one model).
+    """
+    from mekit.config import from_dict
+    from mekit.data import load_dataset
+    from mekit.errors import ConfigError
+    from mekit.tasks import recipes
+
+    if not cfg.search:
+        raise ConfigError("search: choose_recipe needs a config with search candidates")
+    plan = recipes.plan(cfg) or ()
+    ensembles = [r.label for r in plan if r.members]
+    if ensembles:
+        raise ConfigError(f"search: candidates {ensembles} are ensembles, and a bundle holds one model; `mekit "
+                          "train` chooses among single-model candidates only (remove those, or evaluate the config "
+                          "with `mekit evaluate`)")
+    table = load_dataset(cfg.data.loader, cfg.data.root, cfg.data.label_scheme, **cfg.data.options)
+    table = table.subset(table.df["label"].notna()) if len(table) else table
+    prepared = TASK.prepare(cfg, None, table)
+    st = prepared.state
+    ids = list(prepared.usable.sample_ids)
+    if not ids:
+        raise DataError(f"dataset {cfg.data.loader} at {cfg.data.root}: no sample every candidate can use",
+                        value=dict(list(prepared.skipped.items())[:3]), expected="labelled samples with inputs")
+    inputs = st["inputs"]
+
+    def fit_leaf(c: ExperimentConfig, a: list[str], b: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+        return _fit_leaf(c, inputs[recipes.input_key(c)], a, b, st, cfg.seed, None)
+
+    data = recipes.FoldData(st["labels"], st["subjects"], tuple(st["classes"]), cfg.seed)
+    with events.Stage("recipe choice", None, recipes=len(plan)):
+        best, scores, k = recipes.choose(plan, fit_leaf, ids, data, st["inner_k"])
+    raw = plan[best].cfg.to_dict()
+    params = dict(cfg.protocol.params)
+    # the outer protocol of the nested run stands in for it: a final model's config names no search
+    raw["protocol"] = {**raw["protocol"], "name": params.get("outer", "loso"),
+                       "params": dict(params.get("outer_params") or {})}
+    winner = from_dict(ExperimentConfig, raw, "search")
+    record = {"method": f"{len(plan)} recipes scored by an inner {k}-fold subject-grouped CV over all "
+                        f"{len(set(st['subjects'][i] for i in ids))} subjects (pooled UF1); the best trained on all "
+                        "of them",
+              "chosen": {"recipe": plan[best].label}, "inner_uf1": scores, "inner_k": k}
+    log.info("recipe chosen for the final model: %s (inner UF1 %s)", plan[best].label, scores)
+    return winner, record
+
+
 def run_fold(job: FoldJob, st: dict[str, Any]) -> tuple[int, tuple[pd.DataFrame, dict[str, Any]]]:
     """Fit one fold on its training samples, predict its test samples, save them (when the run
     has a folder) and return ``(index, (predictions, selection))``. ``st`` is the state
