@@ -341,7 +341,7 @@ class Intensity:
         if not s.per_frame:
             labels = prepared.state["df"]["label"] if "label" in prepared.state["df"].columns else None
             metrics["per_class"] = per_class_metrics(clip_table, labels)
-            if metrics["per_class"]:
+            if metrics["per_class"] and not prepared.state["joint"]:  # a joint run joins its own label column
                 clip_table.insert(2, "label", clip_table["sample_id"].map(labels.astype(str)))
         if prepared.state["joint"] and class_rows:
             from mekit.evaluation.metrics import classification_metrics
