@@ -67,6 +67,20 @@ def _fit_leaf(cfg: ExperimentConfig, feats: Any, tr: list[str], te: list[str], s
     return full, sel
 
 
+def _recipe_fitting(st: dict[str, Any], seed: int) -> tuple[Any, Any]:
+    """What :mod:`mekit.tasks.recipes` fits through, from the state :meth:`Classification.prepare`
+    built for a run with recipes: ``fit_leaf(cfg, train_ids, test_ids)`` on the inputs of that
+    recipe, and the samples' :class:`~mekit.tasks.recipes.FoldData` for ``seed``."""
+    from mekit.tasks import recipes
+
+    inputs = st["inputs"]
+
+    def fit_leaf(cfg: ExperimentConfig, a: list[str], b: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+        return _fit_leaf(cfg, inputs[recipes.input_key(cfg)], a, b, st, seed, None)
+
+    return fit_leaf, recipes.FoldData(st["labels"], st["subjects"], tuple(st["classes"]), seed)
+
+
 def choose_recipe(cfg: ExperimentConfig, progress: bool = False) -> tuple[ExperimentConfig, dict[str, Any]]:
     """The candidate of ``cfg.search`` a final model (``mekit train``) uses, and the record of the choice.
 
@@ -103,12 +117,7 @@ def choose_recipe(cfg: ExperimentConfig, progress: bool = False) -> tuple[Experi
     if not ids:
         raise DataError(f"dataset {cfg.data.loader} at {cfg.data.root}: no sample every candidate can use",
                         value=dict(list(prepared.skipped.items())[:3]), expected="labelled samples with inputs")
-    inputs = st["inputs"]
-
-    def fit_leaf(c: ExperimentConfig, a: list[str], b: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
-        return _fit_leaf(c, inputs[recipes.input_key(c)], a, b, st, cfg.seed, None)
-
-    data = recipes.FoldData(st["labels"], st["subjects"], tuple(st["classes"]), cfg.seed)
+    fit_leaf, data = _recipe_fitting(st, cfg.seed)
     with events.Stage("recipe choice", None, recipes=len(plan)):
         best, scores, k = recipes.choose(plan, fit_leaf, ids, data, st["inner_k"])
     raw = plan[best].cfg.to_dict()
@@ -140,12 +149,7 @@ def run_fold(job: FoldJob, st: dict[str, Any]) -> tuple[int, tuple[pd.DataFrame,
     else:
         from mekit.tasks import recipes
 
-        inputs = st["inputs"]
-
-        def fit_leaf(cfg: ExperimentConfig, a: list[str], b: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
-            return _fit_leaf(cfg, inputs[recipes.input_key(cfg)], a, b, st, seed, None)
-
-        data = recipes.FoldData(labels, subjects, tuple(classes), seed)
+        fit_leaf, data = _recipe_fitting(st, seed)
         if st["cfg"].search:
             full, model_sel = recipes.nested_fit_predict(plan, fit_leaf, tr, te, data, st["inner_k"])
         else:
