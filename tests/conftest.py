@@ -57,6 +57,31 @@ def cli_error_line(args: list, monkeypatch, capsys) -> str:
     return err
 
 
+def synthetic_flow_image_set(tmp_path_factory, corpora: dict[str, str | None] | None = None, **options):
+    """A synthetic corpus (``load_dataset("synthetic", **options)``) written by mekit's writer as an
+    HTNet-layout flow-image set, with a cache of its own; a generator for module-scoped fixtures
+    (``yield from``), yielding ``(table, folder, export summary)``.
+
+    ``corpora``: corpus name -> the last subject id it holds, in order (None: every subject left),
+    stored in the table's ``corpus`` column, which the writer puts in the CSV's dataset column."""
+    from mekit.data import load_dataset
+    from mekit.data.schema import SampleTable
+    from mekit.preprocess.export import export_flow_image_set
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MEKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
+    table = load_dataset("synthetic", **options)
+    if corpora:
+        df = table.df.copy()
+        df["corpus"] = [next(c for c, last in corpora.items() if last is None or s <= last) for s in df["subject"]]
+        table = SampleTable(df, table.report, table.name, table.scheme)
+    out = tmp_path_factory.mktemp("flow_set")
+    done = export_flow_image_set(table, out, layout="htnet", preprocess={"detector": "none", "landmarks": False,
+                                                                         "workers": 1}, progress=False)
+    yield table, out, done
+    mp.undo()
+
+
 def nested_config(base: dict, **over):
     """``load_config`` of a nested dict ``base`` with dotted overrides (``a.b=value``)."""
     import json

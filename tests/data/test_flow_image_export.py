@@ -11,7 +11,7 @@ from mekit.data import load_dataset
 from mekit.data.flow_images import FLOW_IMAGE_INPUTS, check_flow_image_input, load_flow_images
 from mekit.errors import ConfigError, DataError
 from mekit.preprocess.export import export_flow_image_set
-from tests.conftest import nested_config
+from tests.conftest import nested_config, synthetic_flow_image_set
 
 PRE = {"detector": "none", "landmarks": False, "workers": 1}
 CORPUS = dict(n_subjects=3, clips_per_subject=2, size=64, frames=(12, 14))
@@ -20,13 +20,7 @@ CORPUS = dict(n_subjects=3, clips_per_subject=2, size=64, frames=(12, 14))
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """A tiny synthetic corpus and the HTNet-layout set mekit writes from it."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MEKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
-    table = load_dataset("synthetic", **CORPUS)
-    out = tmp_path_factory.mktemp("htnet")
-    done = export_flow_image_set(table, out, layout="htnet", preprocess=PRE, progress=False)
-    yield table, out, done
-    mp.undo()
+    yield from synthetic_flow_image_set(tmp_path_factory, **CORPUS)
 
 
 def test_htnet_export_reads_back(written):

@@ -12,8 +12,8 @@ import pytest
 
 from mekit.data import load_dataset
 from mekit.data.flow_images import HTNET_COLUMNS, HTNET_CSV, HTNET_IMAGES, load_flow_images
-from mekit.data.schema import SampleTable
 from mekit.preprocess.export import export_flow_image_set
+from tests.conftest import synthetic_flow_image_set
 
 PRE = {"detector": "none", "landmarks": False, "workers": 1}
 #: the options the shipped configs/megc2019_flow_images_*.yaml give the loader
@@ -23,17 +23,9 @@ CONFIG_OPTIONS = {"csv": HTNET_CSV, "images_dir": HTNET_IMAGES, "file_rule": "{s
 @pytest.fixture(scope="module")
 def two_corpora(tmp_path_factory):
     """Synthetic clips of two 'corpora' (samm: sub01-sub02, smic: sub03-sub04) written as one set."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MEKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
-    table = load_dataset("synthetic", label_scheme="megc_3class", n_subjects=4, clips_per_subject=4, size=64,
-                         frames=(12, 14))
-    df = table.df.copy()
-    df["corpus"] = ["samm" if s <= "synthetic/sub02" else "smic" for s in df["subject"]]
-    table = SampleTable(df, table.report, table.name, table.scheme)
-    out = tmp_path_factory.mktemp("set")
-    done = export_flow_image_set(table, out, layout="htnet", preprocess=PRE, progress=False)
-    yield table, out, done
-    mp.undo()
+    yield from synthetic_flow_image_set(tmp_path_factory, {"samm": "synthetic/sub02", "smic": None},
+                                        label_scheme="megc_3class", n_subjects=4, clips_per_subject=4, size=64,
+                                        frames=(12, 14))
 
 
 def test_htnet_layout_exactly(two_corpora):

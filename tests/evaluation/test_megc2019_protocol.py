@@ -133,22 +133,12 @@ def test_every_flow_image_config_is_covered():
 def two_corpus_set(tmp_path_factory):
     """A small synthetic corpus split into two corpora (casme2: sub01-sub03, smic: sub04-sub06),
     written by mekit's writer in the HTNet layout."""
-    from mekit.data import load_dataset
-    from mekit.data.schema import SampleTable
-    from mekit.preprocess.export import export_flow_image_set
+    from conftest import synthetic_flow_image_set
 
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MEKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
-    table = load_dataset("synthetic", label_scheme="megc_3class", n_subjects=6, clips_per_subject=6, size=64,
-                         frames=(12, 14))
-    df = table.df.copy()
-    df["corpus"] = ["casme2" if s <= "synthetic/sub03" else "smic" for s in df["subject"]]
-    table = SampleTable(df, table.report, table.name, table.scheme)
-    out = tmp_path_factory.mktemp("megc_flow")
-    export_flow_image_set(table, out, layout="htnet", preprocess={"detector": "none", "landmarks": False,
-                                                                  "workers": 1}, progress=False)
-    yield table, out
-    mp.undo()
+    for table, out, _ in synthetic_flow_image_set(tmp_path_factory, {"casme2": "synthetic/sub03", "smic": None},
+                                                  label_scheme="megc_3class", n_subjects=6, clips_per_subject=6,
+                                                  size=64, frames=(12, 14)):
+        yield table, out
 
 
 @pytest.mark.slow
